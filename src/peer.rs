@@ -1,0 +1,140 @@
+//! Building webrtc-rs peer connections from our `Config`: the ICE policy (loopback, all,
+//! relay), timeouts, ICE servers and codecs, and small helpers the transport needs.
+
+use crate::config::{Config, IcePolicy};
+use crate::error::Result;
+use crate::events::PeerState;
+use std::time::Duration;
+use webrtc::api::API;
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::{SctpMaxMessageSize, SettingEngine};
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
+
+/// Largest data-channel message we accept from a peer (we advertise it; Chromium's too).
+pub const MAX_RECV_MESSAGE_SIZE: usize = 256 * 1024;
+/// Largest message we send: the RFC 8841 default every peer accepts. Larger ones can stall
+/// webrtc-rs 0.17's SCTP writer for good: a message of 2/3 of its 128 KiB pending queue or more
+/// is appended chunk by chunk, and its write loop is only woken once the append has finished
+/// (reproduced: a 256 KiB send hung in about one run in three).
+pub const MAX_SEND_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// The webrtc-rs API object shared by every peer connection of one transport.
+pub(crate) fn build_api(cfg: &Config) -> Result<API> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+
+    let mut s = SettingEngine::default();
+    // We run our own read loop per channel (bigger messages than webrtc-rs's 64 KiB buffer,
+    // one task less per channel).
+    s.detach_data_channels();
+    s.set_sctp_max_message_size_can_send(SctpMaxMessageSize::Bounded(MAX_SEND_MESSAGE_SIZE as u32));
+    // mDNS would bind 0.0.0.0:5353 and multicast; host candidates carry plain IPs instead.
+    s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    s.set_ice_timeouts(
+        Some(Duration::from_millis(cfg.ice_disconnected_timeout_ms.into())),
+        Some(Duration::from_millis(cfg.ice_failed_timeout_ms.into())),
+        Some(Duration::from_millis(cfg.ice_keepalive_interval_ms.into())),
+    );
+    // A connectivity check that arrives before the trickled candidate makes a peer-reflexive
+    // pair; webrtc-rs would wait 1 s before using it (measured: the ~1 s setup outliers, and
+    // Chromium as callee). Use the first working pair at once.
+    s.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+    s.set_host_acceptance_min_wait(Some(Duration::ZERO));
+    if cfg.ice_policy == IcePolicy::Loopback {
+        s.set_include_loopback_candidate(true);
+        s.set_interface_filter(Box::new(|name: &str| name == "lo"));
+        s.set_ip_filter(Box::new(|ip: std::net::IpAddr| ip.is_loopback()));
+        s.set_network_types(vec![NetworkType::Udp4]);
+    }
+    Ok(APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(s)
+        .build())
+}
+
+pub(crate) fn rtc_configuration(cfg: &Config) -> RTCConfiguration {
+    let mut ice_servers = Vec::new();
+    if !cfg.stun_servers.is_empty() {
+        ice_servers.push(RTCIceServer { urls: cfg.stun_servers.clone(), ..Default::default() });
+    }
+    for t in &cfg.turn_servers {
+        ice_servers.push(RTCIceServer { urls: vec![t.url.clone()], username: t.username.clone(), credential: t.credential.clone() });
+    }
+    RTCConfiguration {
+        ice_servers,
+        ice_transport_policy: if cfg.ice_policy == IcePolicy::Relay { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All },
+        ..Default::default()
+    }
+}
+
+pub(crate) fn peer_state(s: RTCPeerConnectionState) -> PeerState {
+    match s {
+        RTCPeerConnectionState::Connecting => PeerState::Connecting,
+        RTCPeerConnectionState::Connected => PeerState::Connected,
+        RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+        RTCPeerConnectionState::Failed => PeerState::Failed,
+        RTCPeerConnectionState::Closed => PeerState::Closed,
+        _ => PeerState::New,
+    }
+}
+
+/// The first `a=mid:` of an SDP: with BUNDLE every candidate belongs to it. webrtc-rs leaves
+/// `sdp_mid` empty in its candidates, and browsers reject a candidate whose mid matches nothing.
+pub(crate) fn first_mid(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:").map(String::from))
+}
+
+/// webrtc-rs does not advertise `a=max-message-size`, so remote peers assume the RFC 8841
+/// default of 64 KiB. We read with a 256 KiB buffer: say so in the description we send.
+pub(crate) fn advertise_max_message_size(sdp: &str) -> String {
+    if sdp.contains("a=max-message-size:") {
+        return sdp.to_string();
+    }
+    let mut out = String::with_capacity(sdp.len() + 32);
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        if line.starts_with("a=sctp-port:") {
+            out.push_str(&format!("a=max-message-size:{MAX_RECV_MESSAGE_SIZE}\r\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn max_message_size_goes_after_the_sctp_port() {
+        let sdp = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sctp-port:5000\r\na=mid:0\r\n";
+        let out = advertise_max_message_size(sdp);
+        assert!(out.contains("a=sctp-port:5000\r\na=max-message-size:262144\r\na=mid:0"), "{out}");
+        assert_eq!(advertise_max_message_size(&out), out);
+    }
+
+    use super::*;
+
+    #[test]
+    fn first_mid_of_bundle() {
+        assert_eq!(first_mid("v=0\r\nm=application 9 x\r\na=mid:0\r\nm=audio\r\na=mid:1\r\n").as_deref(), Some("0"));
+        assert_eq!(first_mid("v=0\r\n"), None);
+    }
+
+    #[test]
+    fn relay_policy_and_servers() {
+        let mut c = Config::default();
+        c.stun_servers = vec!["stun:127.0.0.1:3478".into()];
+        let r = rtc_configuration(&c);
+        assert_eq!(r.ice_servers.len(), 1);
+        assert_eq!(r.ice_transport_policy, RTCIceTransportPolicy::All);
+        assert!(rtc_configuration(&Config::default()).ice_servers.is_empty());
+    }
+}

@@ -1,0 +1,923 @@
+//! A transport: one signaling identity, a mesh of peer connections (at most `max_peers`),
+//! sessions over them, data channels on them, and the event queue toward the application.
+//!
+//! Threads: a Tokio runtime of its own (`worker_threads`) runs webrtc-rs and the signaling
+//! client; a dispatcher thread (only when an event handler is set) runs the application's
+//! handler, so a slow handler never stalls a runtime worker. Public methods block on the
+//! runtime and must not be called from its workers (they return `WouldBlock` there).
+
+use crate::config::Config;
+use crate::datachannel::{Channel, ChannelInfo, ChannelOptions, DEFAULT_LABEL};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventQueue, PeerState, Pop};
+use crate::peer;
+use crate::session::{Session, Sessions};
+use crate::signaling::client::{ClientEvent, ClientSettings, SignalingClient};
+use crate::signaling::protocol::ServerEvent;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use webrtc::api::API;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+
+const TARGET: &str = "rmw::transport";
+/// Remote candidates kept for a peer whose offer has not arrived yet.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
+/// Process-wide, never reused: a stale channel id can never name a newer channel.
+static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_PC_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+pub type EventHandler = Box<dyn FnMut(Event) + Send>;
+
+/// Where a broadcast goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Peer(&'a str),
+    Session(&'a str),
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub state: &'static str,
+    /// True when this side sent the offer.
+    pub initiator: bool,
+    pub channels: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransportStats {
+    pub peer_id: String,
+    pub signaling_connected: bool,
+    pub peers: usize,
+    pub connected_peers: usize,
+    pub channels: usize,
+    pub events_pending: usize,
+    pub events_dropped: u64,
+}
+
+pub struct Transport {
+    inner: Arc<Inner>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    handler: Arc<RwLock<Option<Arc<Mutex<EventHandler>>>>>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    cfg: Config,
+    local_id: String,
+    api: API,
+    rtc_config: RTCConfiguration,
+    events: Arc<EventQueue>,
+    signaling: SignalingClient,
+    state: Mutex<State>,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<String, Peer>,
+    /// Ids the signaling server told us about and that have not left.
+    discovered: BTreeSet<String>,
+    sessions: Sessions,
+    channels: HashMap<u64, Arc<Channel>>,
+    early_candidates: HashMap<String, Vec<RTCIceCandidateInit>>,
+    /// Offers held while `auto_answer` is off.
+    pending_offers: HashMap<String, String>,
+}
+
+struct Peer {
+    pc: Arc<RTCPeerConnection>,
+    generation: u64,
+    initiator: bool,
+    awaiting_answer: bool,
+    remote_described: bool,
+    state: PeerState,
+    /// mid of the first m-line of our description: the mid of every candidate we send.
+    mid: String,
+    local_description_sent: bool,
+    queued_local_candidates: Vec<RTCIceCandidateInit>,
+    channels: Vec<u64>,
+}
+
+impl Peer {
+    fn new(pc: Arc<RTCPeerConnection>, generation: u64, initiator: bool) -> Peer {
+        Peer {
+            pc,
+            generation,
+            initiator,
+            awaiting_answer: initiator,
+            remote_described: false,
+            state: PeerState::New,
+            mid: "0".into(),
+            local_description_sent: false,
+            queued_local_candidates: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:08x}", h.finish() as u32)
+}
+
+impl Transport {
+    /// Validates `cfg`, starts the runtime and begins connecting to the signaling server.
+    /// `Event::SignalingConnected` tells when peers can be reached.
+    pub fn new(mut cfg: Config) -> Result<Transport> {
+        cfg.validate()?;
+        if cfg.peer_id.is_empty() {
+            cfg.peer_id = format!("peer-{}", random_suffix());
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cfg.worker_threads as usize)
+            .thread_name("rmw-transport")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let events = Arc::new(EventQueue::new(cfg.event_queue_capacity as usize));
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let inner = {
+            let _guard = runtime.enter();
+            let signaling = SignalingClient::spawn(
+                ClientSettings {
+                    url: cfg.signaling_url.clone(),
+                    peer_id: cfg.peer_id.clone(),
+                    capabilities: cfg.capabilities.clone(),
+                    reconnect_initial: Duration::from_millis(cfg.reconnect_initial_ms.into()),
+                    reconnect_max: Duration::from_millis(cfg.reconnect_max_ms.into()),
+                },
+                sig_tx,
+            );
+            Arc::new(Inner {
+                api: peer::build_api(&cfg)?,
+                rtc_config: peer::rtc_configuration(&cfg),
+                local_id: cfg.peer_id.clone(),
+                cfg,
+                events,
+                signaling,
+                state: Mutex::new(State::default()),
+                closed: AtomicBool::new(false),
+            })
+        };
+        runtime.spawn(signal_loop(Arc::downgrade(&inner), sig_rx));
+        tracing::info!(target: TARGET, peer_id = %inner.local_id, url = %inner.cfg.signaling_url, "transport created");
+        Ok(Transport {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            handler: Arc::new(RwLock::new(None)),
+            dispatcher: Mutex::new(None),
+        })
+    }
+
+    pub fn local_peer_id(&self) -> &str {
+        &self.inner.local_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("transport is closed".into()));
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::WouldBlock("blocking call from an async runtime thread (e.g. inside a log callback)".into()));
+        }
+        Ok(self.handle.block_on(f))
+    }
+
+    /// Next event, waiting up to `timeout` (None: until one comes or the transport closes).
+    /// `Ok(None)` on timeout.
+    pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        match self.inner.events.pop(timeout) {
+            Pop::Event(e) => Ok(Some(e)),
+            Pop::Timeout => Ok(None),
+            Pop::Closed => Err(Error::Closed("transport is closed".into())),
+        }
+    }
+
+    /// Runs `handler` for every event on a dispatcher thread of this transport (started on
+    /// first use). `None` goes back to polling. The handler may call any method, `close`
+    /// included.
+    pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("transport is closed".into()));
+        }
+        let enable = handler.is_some();
+        *self.handler.write().unwrap() = handler.map(|h| Arc::new(Mutex::new(h)));
+        let mut d = self.dispatcher.lock().unwrap();
+        if enable && d.is_none() {
+            let events = self.inner.events.clone();
+            let slot = self.handler.clone();
+            *d = Some(
+                std::thread::Builder::new()
+                    .name("rmw-events".into())
+                    .spawn(move || dispatch_loop(events, slot))
+                    .map_err(|e| Error::Io(format!("spawn event thread: {e}")))?,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn is_signaling_connected(&self) -> bool {
+        self.inner.signaling.is_connected()
+    }
+
+    pub fn connect_peer(&self, remote: &str) -> Result<()> {
+        let inner = self.inner.clone();
+        self.block_on(async move { inner.connect_peer(remote).await })?
+    }
+
+    /// Answers the held offer of `remote` (when `auto_answer` is off).
+    pub fn accept_peer(&self, remote: &str) -> Result<()> {
+        let sdp = self.inner.state.lock().unwrap().pending_offers.remove(remote);
+        let sdp = sdp.ok_or_else(|| Error::NotFound(format!("no pending offer from {remote}")))?;
+        let inner = self.inner.clone();
+        self.block_on(async move { inner.answer(remote, sdp, Vec::new()).await })?
+    }
+
+    /// Closes the connection to `remote` (or refuses its held offer) and tells it through
+    /// signaling.
+    pub fn disconnect_peer(&self, remote: &str) -> Result<()> {
+        let inner = self.inner.clone();
+        self.block_on(async move {
+            let (peer, offer) = {
+                let mut st = inner.state.lock().unwrap();
+                (st.take_peer(remote), st.pending_offers.remove(remote))
+            };
+            if peer.is_none() && offer.is_none() {
+                return Err(Error::NotFound(format!("peer {remote}")));
+            }
+            let _ = inner.signaling.send("disconnect", json!({"peer_id": remote}));
+            if let Some(p) = peer {
+                let _ = p.pc.close().await;
+                inner.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
+            }
+            Ok(())
+        })?
+    }
+
+    /// Every peer connection with its state.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let st = self.inner.state.lock().unwrap();
+        let mut v: Vec<PeerInfo> = st
+            .peers
+            .iter()
+            .map(|(id, p)| PeerInfo { peer_id: id.clone(), state: p.state.as_str(), initiator: p.initiator, channels: p.channels.clone() })
+            .collect();
+        v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        v
+    }
+
+    pub fn connected_peers(&self) -> Vec<String> {
+        self.peers().into_iter().filter(|p| p.state == PeerState::Connected.as_str()).map(|p| p.peer_id).collect()
+    }
+
+    pub fn peer_state(&self, remote: &str) -> Result<PeerState> {
+        let st = self.inner.state.lock().unwrap();
+        st.peers.get(remote).map(|p| p.state).ok_or_else(|| Error::NotFound(format!("peer {remote}")))
+    }
+
+    /// Peers present on the signaling server, as far as this transport has been told.
+    pub fn discovered_peers(&self) -> Vec<String> {
+        self.inner.state.lock().unwrap().discovered.iter().cloned().collect()
+    }
+
+    /// Asks the signaling server for its peer list (`list_peers`).
+    pub fn list_signaling_peers(&self) -> Result<Value> {
+        let inner = self.inner.clone();
+        self.block_on(async move { inner.signaling.call("list_peers", json!({})).await })?
+    }
+
+    pub fn create_session(&self, id: &str) -> Result<()> {
+        self.inner.state.lock().unwrap().sessions.create(id)
+    }
+
+    pub fn remove_session(&self, id: &str) -> Result<()> {
+        self.inner.state.lock().unwrap().sessions.remove(id)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Session> {
+        self.inner.state.lock().unwrap().sessions.get(id).cloned()
+    }
+
+    pub fn sessions(&self) -> Vec<Session> {
+        self.inner.state.lock().unwrap().sessions.list()
+    }
+
+    /// Adds a peer of this transport's mesh to a session.
+    pub fn add_session_peer(&self, id: &str, peer_id: &str) -> Result<()> {
+        let mut st = self.inner.state.lock().unwrap();
+        if !st.peers.contains_key(peer_id) {
+            return Err(Error::NotFound(format!("peer {peer_id}")));
+        }
+        st.sessions.add_peer(id, peer_id)
+    }
+
+    pub fn remove_session_peer(&self, id: &str, peer_id: &str) -> Result<()> {
+        self.inner.state.lock().unwrap().sessions.remove_peer(id, peer_id)
+    }
+
+    /// Creates a channel to `peer_id`; it opens (event `DataChannelOpen`) once the connection is up.
+    pub fn create_data_channel(&self, peer_id: &str, label: &str, opts: &ChannelOptions) -> Result<u64> {
+        if label.len() > 1024 {
+            return Err(Error::InvalidArgument(format!("label is {} bytes, at most 1024", label.len())));
+        }
+        let inner = self.inner.clone();
+        self.block_on(async move {
+            let (pc, generation) = {
+                let st = inner.state.lock().unwrap();
+                let p = st.peers.get(peer_id).ok_or_else(|| Error::NotFound(format!("peer {peer_id}")))?;
+                (p.pc.clone(), p.generation)
+            };
+            let dc = pc.create_data_channel(label, Some(opts.to_init())).await?;
+            let ch = Channel::new(NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed), peer_id, dc, true, false);
+            inner.register_channel(peer_id, generation, ch.clone());
+            Ok(ch.id)
+        })?
+    }
+
+    fn channel(&self, id: u64) -> Result<Arc<Channel>> {
+        self.inner.state.lock().unwrap().channels.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("data channel {id}")))
+    }
+
+    pub fn has_channel(&self, id: u64) -> bool {
+        self.inner.state.lock().unwrap().channels.contains_key(&id)
+    }
+
+    pub fn channel_info(&self, id: u64) -> Result<ChannelInfo> {
+        Ok(self.channel(id)?.info())
+    }
+
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        let st = self.inner.state.lock().unwrap();
+        let mut v: Vec<ChannelInfo> = st.channels.values().map(|c| c.info()).collect();
+        v.sort_by_key(|c| c.channel);
+        v
+    }
+
+    pub fn send_on_channel(&self, id: u64, data: &[u8], binary: bool) -> Result<()> {
+        let ch = self.channel(id)?;
+        self.block_on(async move { ch.send(data, binary).await })?
+    }
+
+    pub fn channel_buffered_amount(&self, id: u64) -> Result<usize> {
+        Ok(self.channel(id)?.buffered_amount())
+    }
+
+    pub fn set_channel_low_threshold(&self, id: u64, bytes: usize) -> Result<()> {
+        self.channel(id)?.set_low_threshold(bytes);
+        Ok(())
+    }
+
+    pub fn close_channel(&self, id: u64) -> Result<()> {
+        let ch = self.channel(id)?;
+        self.block_on(async move { ch.close().await })
+    }
+
+    /// Sends on the default channel of each connected peer of `target`; returns how many peers
+    /// it went to. A peer whose default channel is not open yet is skipped.
+    pub fn send_data(&self, target: Target<'_>, data: &[u8], binary: bool) -> Result<usize> {
+        let channels: Vec<Arc<Channel>> = {
+            let st = self.inner.state.lock().unwrap();
+            let ids: Vec<String> = match target {
+                Target::Peer(p) => {
+                    if !st.peers.contains_key(p) {
+                        return Err(Error::NotFound(format!("peer {p}")));
+                    }
+                    vec![p.to_string()]
+                }
+                Target::Session(s) => st.sessions.get(s)?.peers.iter().cloned().collect(),
+                Target::All => st.peers.keys().cloned().collect(),
+            };
+            ids.iter()
+                .filter_map(|p| st.peers.get(p))
+                .flat_map(|p| p.channels.iter())
+                .filter_map(|c| st.channels.get(c))
+                .filter(|c| c.is_default && c.info().open)
+                .cloned()
+                .collect()
+        };
+        if let Target::Peer(p) = target {
+            if channels.is_empty() {
+                return Err(Error::NotConnected(format!("the default data channel to {p} is not open")));
+            }
+        }
+        self.block_on(async move {
+            let mut sent = 0;
+            for ch in channels {
+                match ch.send(data, binary).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => tracing::warn!(target: TARGET, peer = %ch.peer_id, error = %e, "broadcast send failed"),
+                }
+            }
+            sent
+        })
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        let st = self.inner.state.lock().unwrap();
+        TransportStats {
+            peer_id: self.inner.local_id.clone(),
+            signaling_connected: self.inner.signaling.is_connected(),
+            peers: st.peers.len(),
+            connected_peers: st.peers.values().filter(|p| p.state == PeerState::Connected).count(),
+            channels: st.channels.len(),
+            events_pending: self.inner.events.len(),
+            events_dropped: self.inner.events.dropped(),
+        }
+    }
+
+    /// Closes every peer connection and channel, leaves the signaling server, stops the
+    /// runtime and the dispatcher thread. Idempotent. Returns after the last handler call
+    /// (unless called from inside the handler, which then is the last one).
+    pub fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.inner.clone();
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        let shutdown = async move {
+            inner.signaling.close().await;
+            let pcs: Vec<Arc<RTCPeerConnection>> = {
+                let mut st = inner.state.lock().unwrap();
+                st.channels.clear();
+                st.peers.drain().map(|(_, p)| p.pc).collect()
+            };
+            let closes = pcs.iter().map(|pc| tokio::time::timeout(Duration::from_secs(2), pc.close()));
+            futures_util::future::join_all(closes).await;
+        };
+        if !in_runtime {
+            self.handle.block_on(shutdown);
+        }
+        self.inner.events.close();
+        *self.handler.write().unwrap() = None;
+        let dispatcher = self.dispatcher.lock().unwrap().take();
+        if let Some(d) = dispatcher {
+            if d.thread().id() != std::thread::current().id() {
+                let _ = d.join();
+            }
+        }
+        if let Some(rt) = self.runtime.lock().unwrap().take() {
+            if in_runtime {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(5));
+            }
+        }
+        tracing::info!(target: TARGET, peer_id = %self.inner.local_id, "transport closed");
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn dispatch_loop(events: Arc<EventQueue>, slot: Arc<RwLock<Option<Arc<Mutex<EventHandler>>>>>) {
+    loop {
+        match events.pop(None) {
+            Pop::Closed => return,
+            Pop::Timeout => continue,
+            Pop::Event(ev) => {
+                // Clone the handler out so the handler itself may replace it or close the transport.
+                let h = slot.read().unwrap().clone();
+                if let Some(h) = h {
+                    let mut f = h.lock().unwrap();
+                    (f)(ev);
+                }
+            }
+        }
+    }
+}
+
+async fn signal_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<ClientEvent>) {
+    while let Some(ev) = rx.recv().await {
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        inner.on_signal(ev).await;
+    }
+}
+
+impl State {
+    /// Removes a peer with its channels (handles become invalid) and held candidates.
+    fn take_peer(&mut self, id: &str) -> Option<Peer> {
+        let p = self.peers.remove(id)?;
+        for c in &p.channels {
+            self.channels.remove(c);
+        }
+        self.early_candidates.remove(id);
+        Some(p)
+    }
+}
+
+impl Inner {
+    async fn on_signal(self: &Arc<Self>, ev: ClientEvent) {
+        match ev {
+            ClientEvent::Connected { other_peers } => {
+                self.events.push(Event::SignalingConnected);
+                let new: Vec<String> = {
+                    let mut st = self.state.lock().unwrap();
+                    other_peers.into_iter().filter(|p| *p != self.local_id && st.discovered.insert(p.clone())).collect()
+                };
+                for p in new {
+                    self.events.push(Event::PeerDiscovered { peer_id: p });
+                }
+            }
+            ClientEvent::Disconnected { reason } => self.events.push(Event::SignalingDisconnected { reason }),
+            ClientEvent::Error { message } => self.events.push(Event::Error { peer_id: None, message }),
+            ClientEvent::Server(ServerEvent::PeerJoined { peer_id, .. }) => {
+                if self.state.lock().unwrap().discovered.insert(peer_id.clone()) {
+                    self.events.push(Event::PeerDiscovered { peer_id });
+                }
+            }
+            ClientEvent::Server(ServerEvent::PeerLeft { peer_id }) => {
+                // Its signaling socket closed. A live peer connection does not depend on it;
+                // one still being set up cannot finish without signaling.
+                let stale = {
+                    let mut st = self.state.lock().unwrap();
+                    st.discovered.remove(&peer_id);
+                    st.pending_offers.remove(&peer_id);
+                    st.early_candidates.remove(&peer_id);
+                    let unfinished = st.peers.get(&peer_id).is_some_and(|p| p.state != PeerState::Connected);
+                    if unfinished { st.take_peer(&peer_id) } else { None }
+                };
+                self.events.push(Event::PeerLeft { peer_id: peer_id.clone() });
+                if let Some(p) = stale {
+                    let _ = p.pc.close().await;
+                    self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
+                }
+            }
+            ClientEvent::Server(ServerEvent::PeerDisconnected { peer_id }) => {
+                let p = {
+                    let mut st = self.state.lock().unwrap();
+                    st.pending_offers.remove(&peer_id);
+                    st.take_peer(&peer_id)
+                };
+                if let Some(p) = p {
+                    let _ = p.pc.close().await;
+                    self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
+                }
+            }
+            ClientEvent::Server(ServerEvent::Offer { from, sdp }) => self.on_offer(from, sdp).await,
+            ClientEvent::Server(ServerEvent::Answer { from, sdp }) => {
+                if let Err(e) = self.on_answer(&from, sdp).await {
+                    self.fail_peer(&from, format!("answer from {from}: {e}")).await;
+                }
+            }
+            ClientEvent::Server(ServerEvent::IceCandidate { from, candidate, sdp_mid, sdp_mline_index }) => {
+                self.on_remote_candidate(&from, candidate, sdp_mid, sdp_mline_index).await;
+            }
+        }
+    }
+
+    /// Reports an error for one peer and drops its connection; other peers are untouched.
+    async fn fail_peer(&self, remote: &str, message: String) {
+        tracing::warn!(target: TARGET, peer = %remote, %message);
+        self.events.push(Event::Error { peer_id: Some(remote.into()), message });
+        let p = self.state.lock().unwrap().take_peer(remote);
+        if let Some(p) = p {
+            let _ = p.pc.close().await;
+            self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
+        }
+    }
+
+    fn check_capacity(&self, st: &State, remote: &str) -> Result<()> {
+        if remote == self.local_id {
+            return Err(Error::InvalidArgument("cannot connect to ourselves".into()));
+        }
+        if st.peers.contains_key(remote) {
+            return Err(Error::AlreadyExists(format!("peer {remote} is already connected or connecting")));
+        }
+        if st.peers.len() >= self.cfg.max_peers as usize {
+            return Err(Error::MaxPeers(format!("{} peers of max_peers {} are in use", st.peers.len(), self.cfg.max_peers)));
+        }
+        Ok(())
+    }
+
+    async fn new_peer_connection(self: &Arc<Self>, remote: &str, generation: u64) -> Result<Arc<RTCPeerConnection>> {
+        let pc = Arc::new(self.api.new_peer_connection(self.rtc_config.clone()).await?);
+        // Handlers capture a Weak transport and plain values, never the connection itself:
+        // a closure holding its own connection is a cycle that never frees (webrtc-rs #772).
+        let (w, r) = (Arc::downgrade(self), remote.to_string());
+        pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+            let (w, r) = (w.clone(), r.clone());
+            Box::pin(async move {
+                if let (Some(inner), Some(c)) = (w.upgrade(), c) {
+                    match c.to_json() {
+                        Ok(init) => inner.send_local_candidate(&r, generation, init),
+                        Err(e) => tracing::warn!(target: TARGET, error = %e, "unserializable local candidate"),
+                    }
+                }
+            })
+        }));
+        let (w, r) = (Arc::downgrade(self), remote.to_string());
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            let (w, r) = (w.clone(), r.clone());
+            Box::pin(async move {
+                if let Some(inner) = w.upgrade() {
+                    inner.on_pc_state(&r, generation, peer::peer_state(s)).await;
+                }
+            })
+        }));
+        let (w, r) = (Arc::downgrade(self), remote.to_string());
+        pc.on_data_channel(Box::new(move |dc| {
+            let (w, r) = (w.clone(), r.clone());
+            Box::pin(async move {
+                if let Some(inner) = w.upgrade() {
+                    let is_default = inner.cfg.enable_data_channel && dc.label() == DEFAULT_LABEL;
+                    let ch = Channel::new(NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed), &r, dc, false, is_default);
+                    inner.register_channel(&r, generation, ch);
+                }
+            })
+        }));
+        Ok(pc)
+    }
+
+    /// Adds a channel to the peer (if that connection is still current) and wires its events.
+    fn register_channel(self: &Arc<Self>, remote: &str, generation: u64, ch: Arc<Channel>) {
+        {
+            let mut st = self.state.lock().unwrap();
+            let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return };
+            p.channels.push(ch.id);
+            st.channels.insert(ch.id, ch.clone());
+        }
+        let w = Arc::downgrade(self);
+        let (r, id) = (remote.to_string(), ch.id);
+        ch.attach(&self.events, move |_| {
+            if let Some(inner) = w.upgrade() {
+                let mut st = inner.state.lock().unwrap();
+                st.channels.remove(&id);
+                if let Some(p) = st.peers.get_mut(&r) {
+                    p.channels.retain(|c| *c != id);
+                }
+            }
+        });
+    }
+
+    fn send_local_candidate(&self, remote: &str, generation: u64, mut init: RTCIceCandidateInit) {
+        let mut st = self.state.lock().unwrap();
+        let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return };
+        init.sdp_mid = Some(p.mid.clone());
+        init.sdp_mline_index = Some(0);
+        if !p.local_description_sent {
+            // Never let a candidate overtake the offer/answer it belongs to.
+            p.queued_local_candidates.push(init);
+            return;
+        }
+        drop(st);
+        self.send_candidate(remote, init);
+    }
+
+    fn send_candidate(&self, remote: &str, c: RTCIceCandidateInit) {
+        let params = json!({"to_peer_id": remote, "candidate": c.candidate, "sdp_mid": c.sdp_mid, "sdp_mline_index": c.sdp_mline_index});
+        if let Err(e) = self.signaling.send("ice_candidate", params) {
+            tracing::debug!(target: TARGET, peer = %remote, error = %e, "candidate not sent");
+        }
+    }
+
+    /// Sends our description, then the candidates gathered meanwhile.
+    fn send_description(&self, remote: &str, generation: u64, method: &str, sdp: &str) -> Result<()> {
+        let sdp = peer::advertise_max_message_size(sdp);
+        self.signaling.send(method, json!({"to_peer_id": remote, "sdp": sdp, "type": method}))?;
+        let queued = {
+            let mut st = self.state.lock().unwrap();
+            let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return Ok(()) };
+            p.local_description_sent = true;
+            std::mem::take(&mut p.queued_local_candidates)
+        };
+        for c in queued {
+            self.send_candidate(remote, c);
+        }
+        Ok(())
+    }
+
+    async fn on_pc_state(&self, remote: &str, generation: u64, state: PeerState) {
+        let finished = {
+            let mut st = self.state.lock().unwrap();
+            let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return };
+            if p.state == state {
+                return;
+            }
+            p.state = state;
+            if matches!(state, PeerState::Failed | PeerState::Closed) { st.take_peer(remote) } else { None }
+        };
+        tracing::debug!(target: TARGET, peer = %remote, state = state.as_str(), "peer state");
+        self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state });
+        if let Some(p) = finished {
+            let _ = p.pc.close().await;
+        }
+    }
+
+    async fn connect_peer(self: &Arc<Self>, remote: &str) -> Result<()> {
+        if remote.is_empty() || remote.len() > 256 {
+            return Err(Error::InvalidArgument(format!("peer id must be 1..=256 bytes, got {}", remote.len())));
+        }
+        if !self.signaling.is_connected() {
+            return Err(Error::NotConnected("signaling server not connected yet (wait for the signaling-connected event)".into()));
+        }
+        self.check_capacity(&self.state.lock().unwrap(), remote)?;
+        let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let pc = self.new_peer_connection(remote, generation).await?;
+        if let Err(e) = self.insert_peer(remote, Peer::new(pc.clone(), generation, true)) {
+            let _ = pc.close().await;
+            return Err(e);
+        }
+        let result = async {
+            if self.cfg.enable_data_channel {
+                let dc = pc.create_data_channel(DEFAULT_LABEL, Some(ChannelOptions::default().to_init())).await?;
+                let ch = Channel::new(NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed), remote, dc, true, true);
+                self.register_channel(remote, generation, ch);
+            }
+            let offer = pc.create_offer(None).await?;
+            self.set_mid(remote, generation, &offer.sdp);
+            let sdp = offer.sdp.clone();
+            pc.set_local_description(offer).await?;
+            self.send_description(remote, generation, "offer", &sdp)
+        }
+        .await;
+        if let Err(e) = &result {
+            let p = self.state.lock().unwrap().take_peer(remote);
+            if let Some(p) = p.filter(|p| p.generation == generation) {
+                let _ = p.pc.close().await;
+            }
+            tracing::warn!(target: TARGET, peer = %remote, error = %e, "connect failed");
+        }
+        result
+    }
+
+    /// Checks capacity again (another call may have raced us) and takes the slot.
+    fn insert_peer(&self, remote: &str, peer: Peer) -> Result<()> {
+        let mut st = self.state.lock().unwrap();
+        self.check_capacity(&st, remote)?;
+        st.peers.insert(remote.into(), peer);
+        Ok(())
+    }
+
+    fn set_mid(&self, remote: &str, generation: u64, sdp: &str) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) {
+            p.mid = peer::first_mid(sdp).unwrap_or_else(|| "0".into());
+        }
+    }
+
+    async fn on_offer(self: &Arc<Self>, from: String, sdp: String) {
+        // Glare: both sides sent an offer. The side with the smaller id is "impolite" and keeps
+        // its offer; the other drops its own connection and answers. Exactly one connection
+        // results, whoever called first.
+        let polite = self.local_id.as_str() > from.as_str();
+        let (replaced, carried) = {
+            let mut st = self.state.lock().unwrap();
+            match st.peers.get(&from) {
+                Some(p) if p.awaiting_answer && !polite => {
+                    tracing::debug!(target: TARGET, peer = %from, "glare: ignoring the remote offer (we are impolite)");
+                    return;
+                }
+                Some(_) => {
+                    // Glare (we are polite) or a new offer on an existing connection (the remote
+                    // restarted): replace the connection, keeping the channels this side made.
+                    let carried: Vec<Arc<Channel>> = st.peers[&from]
+                        .channels
+                        .iter()
+                        .filter_map(|c| st.channels.get(c))
+                        .filter(|c| c.locally_created && !c.is_default)
+                        .cloned()
+                        .collect();
+                    let early = st.early_candidates.remove(&from);
+                    let old = st.take_peer(&from);
+                    if let Some(e) = early {
+                        st.early_candidates.insert(from.clone(), e);
+                    }
+                    (old, carried)
+                }
+                None => (None, Vec::new()),
+            }
+        };
+        if let Some(old) = replaced {
+            tracing::debug!(target: TARGET, peer = %from, "replacing the connection with the remote's offer");
+            let _ = old.pc.close().await;
+        } else if !self.cfg.auto_answer {
+            self.state.lock().unwrap().pending_offers.insert(from.clone(), sdp);
+            self.events.push(Event::PeerOffer { peer_id: from });
+            return;
+        }
+        if let Err(e) = self.answer(&from, sdp, carried).await {
+            self.events.push(Event::Error { peer_id: Some(from.clone()), message: format!("answering {from}: {e}") });
+        }
+    }
+
+    async fn answer(self: &Arc<Self>, remote: &str, sdp: String, carried: Vec<Arc<Channel>>) -> Result<()> {
+        self.check_capacity(&self.state.lock().unwrap(), remote)?;
+        let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let pc = self.new_peer_connection(remote, generation).await?;
+        if let Err(e) = self.insert_peer(remote, Peer::new(pc.clone(), generation, false)) {
+            let _ = pc.close().await;
+            return Err(e);
+        }
+        let result = async {
+            let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::WebRtc(format!("malformed offer: {e}")))?;
+            pc.set_remote_description(offer).await?;
+            self.flush_early_candidates(remote, generation, &pc).await;
+            for ch in carried {
+                let dc = pc.create_data_channel(&ch.label, Some(ch.options.to_init())).await?;
+                ch.rebind(dc);
+                self.register_channel(remote, generation, ch);
+            }
+            let answer = pc.create_answer(None).await?;
+            self.set_mid(remote, generation, &answer.sdp);
+            let sdp = answer.sdp.clone();
+            pc.set_local_description(answer).await?;
+            self.send_description(remote, generation, "answer", &sdp)
+        }
+        .await;
+        if let Err(e) = &result {
+            let p = self.state.lock().unwrap().take_peer(remote);
+            if let Some(p) = p.filter(|p| p.generation == generation) {
+                let _ = p.pc.close().await;
+            }
+            tracing::warn!(target: TARGET, peer = %remote, error = %e, "answer failed");
+        }
+        result
+    }
+
+    async fn on_answer(&self, from: &str, sdp: String) -> Result<()> {
+        let (pc, generation) = {
+            let st = self.state.lock().unwrap();
+            match st.peers.get(from) {
+                Some(p) if p.awaiting_answer => (p.pc.clone(), p.generation),
+                _ => {
+                    // E.g. the impolite side's answer to an offer it already replaced: harmless.
+                    tracing::debug!(target: TARGET, peer = %from, "ignoring an answer we did not ask for");
+                    return Ok(());
+                }
+            }
+        };
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::WebRtc(format!("malformed answer: {e}")))?;
+        pc.set_remote_description(answer).await?;
+        if let Some(p) = self.state.lock().unwrap().peers.get_mut(from).filter(|p| p.generation == generation) {
+            p.awaiting_answer = false;
+        }
+        self.flush_early_candidates(from, generation, &pc).await;
+        Ok(())
+    }
+
+    /// Marks the remote description as set and applies the candidates that came before it.
+    async fn flush_early_candidates(&self, remote: &str, generation: u64, pc: &RTCPeerConnection) {
+        let early = {
+            let mut st = self.state.lock().unwrap();
+            match st.peers.get_mut(remote).filter(|p| p.generation == generation) {
+                Some(p) => p.remote_described = true,
+                None => return,
+            }
+            st.early_candidates.remove(remote).unwrap_or_default()
+        };
+        for c in early {
+            if let Err(e) = pc.add_ice_candidate(c).await {
+                self.events.push(Event::Error { peer_id: Some(remote.into()), message: format!("bad ICE candidate from {remote}: {e}") });
+            }
+        }
+    }
+
+    async fn on_remote_candidate(&self, from: &str, candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16>) {
+        if candidate.trim().is_empty() {
+            return; // end-of-candidates marker
+        }
+        let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, username_fragment: None };
+        let pc = {
+            let mut st = self.state.lock().unwrap();
+            match st.peers.get(from) {
+                Some(p) if p.remote_described => p.pc.clone(),
+                _ => {
+                    let q = st.early_candidates.entry(from.to_string()).or_default();
+                    if q.len() < MAX_EARLY_CANDIDATES {
+                        q.push(init);
+                    }
+                    return;
+                }
+            }
+        };
+        if let Err(e) = pc.add_ice_candidate(init).await {
+            self.events.push(Event::Error { peer_id: Some(from.into()), message: format!("bad ICE candidate from {from}: {e}") });
+        }
+    }
+}
