@@ -1,0 +1,179 @@
+//! Events to C: the owned storage behind `rmw_event_t`'s pointers, polling, release, and
+//! the callback.
+
+use super::args::out_arg;
+use super::guard::{call, fail};
+use super::handles::{self, channel_handle};
+use super::types::rmw_status_t::{self, *};
+use super::types::*;
+use crate::events::{Event, PeerState};
+use bytes::Bytes;
+use std::ffi::CString;
+use std::os::raw::c_void;
+use std::time::Duration;
+
+/// What an `rmw_event_t` points into.
+struct Owned {
+    peer_id: Option<CString>,
+    label: Option<CString>,
+    message: Option<CString>,
+    data: Option<Bytes>,
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// Builds the C view of an event; the returned box must outlive the view.
+fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
+    use rmw_event_kind_t::*;
+    let mut o = Box::new(Owned { peer_id: None, label: None, message: None, data: None });
+    let (mut channel, mut state, mut binary) = (0u64, PeerState::New, false);
+    let kind = match ev {
+        Event::SignalingConnected => RMW_EVENT_SIGNALING_CONNECTED,
+        Event::SignalingDisconnected { reason } => {
+            o.message = Some(cstring(&reason));
+            RMW_EVENT_SIGNALING_DISCONNECTED
+        }
+        Event::PeerDiscovered { peer_id } => {
+            o.peer_id = Some(cstring(&peer_id));
+            RMW_EVENT_PEER_DISCOVERED
+        }
+        Event::PeerLeft { peer_id } => {
+            o.peer_id = Some(cstring(&peer_id));
+            RMW_EVENT_PEER_LEFT
+        }
+        Event::PeerOffer { peer_id } => {
+            o.peer_id = Some(cstring(&peer_id));
+            RMW_EVENT_PEER_OFFER
+        }
+        Event::PeerStateChanged { peer_id, state: s } => {
+            o.peer_id = Some(cstring(&peer_id));
+            state = s;
+            RMW_EVENT_PEER_STATE_CHANGED
+        }
+        Event::DataChannelOpen { peer_id, channel: c, label } => {
+            (o.peer_id, o.label, channel) = (Some(cstring(&peer_id)), Some(cstring(&label)), c);
+            RMW_EVENT_DATA_CHANNEL_OPEN
+        }
+        Event::DataChannelClose { peer_id, channel: c, label } => {
+            (o.peer_id, o.label, channel) = (Some(cstring(&peer_id)), Some(cstring(&label)), c);
+            RMW_EVENT_DATA_CHANNEL_CLOSE
+        }
+        Event::DataChannelBufferedAmountLow { peer_id, channel: c, label } => {
+            (o.peer_id, o.label, channel) = (Some(cstring(&peer_id)), Some(cstring(&label)), c);
+            RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW
+        }
+        Event::DataChannelMessage { peer_id, channel: c, label, data, binary: b } => {
+            (o.peer_id, o.label, channel, binary) = (Some(cstring(&peer_id)), Some(cstring(&label)), c, b);
+            o.data = Some(data);
+            RMW_EVENT_DATA_CHANNEL_MESSAGE
+        }
+        Event::Error { peer_id, message } => {
+            o.peer_id = peer_id.as_deref().map(cstring);
+            o.message = Some(cstring(&message));
+            RMW_EVENT_ERROR
+        }
+    };
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    let view = rmw_event_t {
+        kind,
+        transport,
+        peer_id: ptr(&o.peer_id),
+        peer_state: state.into(),
+        channel: channel_handle(channel),
+        label: ptr(&o.label),
+        data: o.data.as_ref().map_or(std::ptr::null(), |d| d.as_ptr()),
+        len: o.data.as_ref().map_or(0, |d| d.len()),
+        binary,
+        message: ptr(&o.message),
+        internal: std::ptr::null_mut(),
+    };
+    (view, o)
+}
+
+fn zeroed_event() -> rmw_event_t {
+    rmw_event_t {
+        kind: rmw_event_kind_t::RMW_EVENT_ERROR,
+        transport: 0,
+        peer_id: std::ptr::null(),
+        peer_state: rmw_peer_state_t::RMW_PEER_NEW,
+        channel: 0,
+        label: std::ptr::null(),
+        data: std::ptr::null(),
+        len: 0,
+        binary: false,
+        message: std::ptr::null(),
+        internal: std::ptr::null_mut(),
+    }
+}
+
+/// Waits up to `timeout_ms` (0: do not wait; negative: wait until an event comes or the
+/// transport is freed) for the next event and writes it to `*event`. Events that happened
+/// before the first poll are kept (the queue starts when the transport is created).
+/// Returns `RMW_ERR_TIMEOUT` when none came, `RMW_ERR_CLOSED` when the transport was freed
+/// meanwhile. Each event obtained must be given back with `rmw_event_release`.
+/// Do not poll a transport that has an event callback: the two would share its events.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, event: *mut rmw_event_t, timeout_ms: i32) -> rmw_status_t {
+    call("rmw_transport_poll_event", || {
+        let out = unsafe { out_arg(event, "event") }?;
+        let t = handles::transport(transport)?;
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        match t.poll_event(timeout)? {
+            None => fail(RMW_ERR_TIMEOUT, format!("no event within {timeout_ms} ms")),
+            Some(ev) => {
+                let (mut view, owned) = to_c(transport, ev);
+                view.internal = Box::into_raw(owned).cast();
+                *out = view;
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Frees what a polled event points to and zeroes it. NULL, a zeroed event, or an event
+/// released before are no-ops. Never call it on the event passed to a callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_event_release(event: *mut rmw_event_t) {
+    let _ = call("rmw_event_release", || {
+        if let Some(ev) = unsafe { event.as_mut() } {
+            if !ev.internal.is_null() {
+                drop(unsafe { Box::from_raw(ev.internal.cast::<Owned>()) });
+            }
+            *ev = zeroed_event();
+        }
+        Ok(())
+    });
+}
+
+struct UserData(*mut c_void);
+// SAFETY: the pointer is the application's; we only hand it back to its own callback, and
+// the header documents that the callback runs on the transport's event thread.
+unsafe impl Send for UserData {}
+
+/// Sets the callback that receives every event of this transport on its event thread
+/// (started on first use), or with `callback` NULL goes back to polling. Events queued
+/// before the callback was set are delivered to it first.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_transport_set_event_callback(
+    transport: rmw_transport_t,
+    callback: rmw_event_callback_t,
+    user_data: *mut c_void,
+) -> rmw_status_t {
+    call("rmw_transport_set_event_callback", || {
+        let t = handles::transport(transport)?;
+        let handler = callback.map(|cb| {
+            let ud = UserData(user_data);
+            Box::new(move |ev: Event| {
+                let ud = &ud;
+                let (view, _owned) = to_c(transport, ev);
+                // SAFETY: the callback is the application's; `view` and `_owned` live until it returns.
+                unsafe { cb(&view, ud.0) };
+            }) as crate::transport::EventHandler
+        });
+        t.set_event_handler(handler)?;
+        Ok(())
+    })
+}
+

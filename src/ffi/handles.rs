@@ -1,0 +1,114 @@
+//! The handle registry: ids never reused, kind in the top byte, every lookup type-checked.
+//! Objects are `Arc`s so a call in flight on one thread keeps its object alive while another
+//! thread frees the handle; the free itself closes the object.
+
+use super::guard::{FfiResult, fail};
+use super::types::rmw_status_t::*;
+use crate::signaling::server::SignalingServer;
+use crate::transport::Transport;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const KIND_SHIFT: u32 = 56;
+const ID_MASK: u64 = (1 << KIND_SHIFT) - 1;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Transport = 1,
+    Server = 2,
+    Channel = 3,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Transport => "transport",
+            Kind::Server => "signaling server",
+            Kind::Channel => "data channel",
+        }
+    }
+    fn of(handle: u64) -> Option<Kind> {
+        match handle >> KIND_SHIFT {
+            1 => Some(Kind::Transport),
+            2 => Some(Kind::Server),
+            3 => Some(Kind::Channel),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) type ServerSlot = Mutex<Option<SignalingServer>>;
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+static TRANSPORTS: Mutex<Option<HashMap<u64, Arc<Transport>>>> = Mutex::new(None);
+static SERVERS: Mutex<Option<HashMap<u64, Arc<ServerSlot>>>> = Mutex::new(None);
+
+fn check_kind(handle: u64, want: Kind) -> FfiResult {
+    if handle == 0 {
+        return fail(RMW_ERR_INVALID_HANDLE, format!("{} handle is 0", want.name()));
+    }
+    match Kind::of(handle) {
+        Some(k) if k == want => Ok(()),
+        Some(k) => fail(RMW_ERR_INVALID_HANDLE, format!("handle {handle:#x} is a {}, not a {}", k.name(), want.name())),
+        None => fail(RMW_ERR_INVALID_HANDLE, format!("{handle:#x} is not a {} handle", want.name())),
+    }
+}
+
+fn new_handle(kind: Kind) -> u64 {
+    ((kind as u64) << KIND_SHIFT) | (NEXT.fetch_add(1, Ordering::Relaxed) & ID_MASK)
+}
+
+fn stale(handle: u64, kind: Kind) -> FfiError {
+    FfiError { status: RMW_ERR_INVALID_HANDLE, message: format!("{} handle {handle:#x} is not live (never created or already freed)", kind.name()) }
+}
+use super::guard::FfiError;
+
+pub(crate) fn add_transport(t: Transport) -> u64 {
+    let h = new_handle(Kind::Transport);
+    TRANSPORTS.lock().unwrap().get_or_insert_with(HashMap::new).insert(h, Arc::new(t));
+    h
+}
+
+pub(crate) fn transport(handle: u64) -> FfiResult<Arc<Transport>> {
+    check_kind(handle, Kind::Transport)?;
+    TRANSPORTS.lock().unwrap().as_ref().and_then(|m| m.get(&handle).cloned()).ok_or_else(|| stale(handle, Kind::Transport))
+}
+
+pub(crate) fn remove_transport(handle: u64) -> FfiResult<Arc<Transport>> {
+    check_kind(handle, Kind::Transport)?;
+    TRANSPORTS.lock().unwrap().as_mut().and_then(|m| m.remove(&handle)).ok_or_else(|| stale(handle, Kind::Transport))
+}
+
+pub(crate) fn add_server(s: SignalingServer) -> u64 {
+    let h = new_handle(Kind::Server);
+    SERVERS.lock().unwrap().get_or_insert_with(HashMap::new).insert(h, Arc::new(Mutex::new(Some(s))));
+    h
+}
+
+pub(crate) fn server(handle: u64) -> FfiResult<Arc<ServerSlot>> {
+    check_kind(handle, Kind::Server)?;
+    SERVERS.lock().unwrap().as_ref().and_then(|m| m.get(&handle).cloned()).ok_or_else(|| stale(handle, Kind::Server))
+}
+
+pub(crate) fn remove_server(handle: u64) -> FfiResult<Arc<ServerSlot>> {
+    check_kind(handle, Kind::Server)?;
+    SERVERS.lock().unwrap().as_mut().and_then(|m| m.remove(&handle)).ok_or_else(|| stale(handle, Kind::Server))
+}
+
+/// The C handle of a core channel id.
+pub(crate) fn channel_handle(core_id: u64) -> u64 {
+    if core_id == 0 { 0 } else { ((Kind::Channel as u64) << KIND_SHIFT) | (core_id & ID_MASK) }
+}
+
+/// The transport owning a channel handle, and the core channel id.
+pub(crate) fn channel(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
+    check_kind(handle, Kind::Channel)?;
+    let id = handle & ID_MASK;
+    let transports: Vec<Arc<Transport>> = TRANSPORTS.lock().unwrap().as_ref().map(|m| m.values().cloned().collect()).unwrap_or_default();
+    transports
+        .into_iter()
+        .find(|t| t.has_channel(id))
+        .map(|t| (t, id))
+        .ok_or_else(|| stale(handle, Kind::Channel))
+}

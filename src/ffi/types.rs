@@ -1,0 +1,159 @@
+//! Types shared with C. Enums that C passes *in* are plain integers validated on entry
+//! (an out-of-range value is an error, not undefined behaviour); enums only returned to C
+//! are Rust enums with a fixed representation.
+
+use std::os::raw::{c_char, c_void};
+
+/// ABI version of this header (see `rmw_abi_version`).
+pub const RMW_ABI_VERSION: u32 = 0;
+
+/// Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
+/// error on the calling thread is `rmw_last_error_message()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_status_t {
+    RMW_OK = 0,
+    /// A pointer was NULL, a string was not UTF-8, a size or enum value was out of range.
+    RMW_ERR_INVALID_ARGUMENT = -1,
+    /// The handle is 0, was never created, was freed, or names another kind of object.
+    RMW_ERR_INVALID_HANDLE = -2,
+    /// The output buffer is too small; the required size was written to `*len`.
+    RMW_ERR_BUFFER_TOO_SMALL = -3,
+    /// Nothing happened within the timeout (e.g. no event to poll).
+    RMW_ERR_TIMEOUT = -4,
+    /// The peer, session or channel named does not exist.
+    RMW_ERR_NOT_FOUND = -5,
+    RMW_ERR_ALREADY_EXISTS = -6,
+    /// The transport already holds `max_peers` peers.
+    RMW_ERR_MAX_PEERS = -7,
+    /// The signaling server or the data channel is not connected / open yet.
+    RMW_ERR_NOT_CONNECTED = -8,
+    RMW_ERR_SIGNALING = -9,
+    RMW_ERR_WEBRTC = -10,
+    /// The configuration JSON is malformed or a value is out of range.
+    RMW_ERR_CONFIG = -11,
+    RMW_ERR_IO = -12,
+    /// The transport is closed (being freed).
+    RMW_ERR_CLOSED = -13,
+    /// A blocking call was made from a thread where it would deadlock (a library runtime
+    /// thread, e.g. inside the log callback).
+    RMW_ERR_WOULD_BLOCK = -14,
+    /// An internal error was caught at the API boundary; the library is still usable.
+    RMW_ERR_INTERNAL = -15,
+}
+
+/// A transport: one identity on the signaling server and its peer connections.
+pub type rmw_transport_t = u64;
+/// A running signaling server.
+pub type rmw_signaling_server_t = u64;
+/// A data channel; valid until its close event has been delivered or its transport is freed.
+pub type rmw_data_channel_t = u64;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_event_kind_t {
+    /// Announced on the signaling server (again after each reconnect).
+    RMW_EVENT_SIGNALING_CONNECTED = 1,
+    /// Lost the signaling server; `message` says why. Reconnection is automatic, and peer
+    /// connections that are up keep working.
+    RMW_EVENT_SIGNALING_DISCONNECTED = 2,
+    /// `peer_id` is on the signaling server and can be connected to.
+    RMW_EVENT_PEER_DISCOVERED = 3,
+    /// `peer_id` left the signaling server (a live peer connection may continue).
+    RMW_EVENT_PEER_LEFT = 4,
+    /// `peer_id` sent an offer and `auto_answer` is off: call `rmw_transport_accept_peer` or
+    /// `rmw_transport_disconnect_peer`.
+    RMW_EVENT_PEER_OFFER = 5,
+    /// The connection to `peer_id` changed to `peer_state`.
+    RMW_EVENT_PEER_STATE_CHANGED = 6,
+    /// `channel` (labelled `label`, to `peer_id`) is open; channels the remote opened are
+    /// announced this way too.
+    RMW_EVENT_DATA_CHANNEL_OPEN = 7,
+    RMW_EVENT_DATA_CHANNEL_CLOSE = 8,
+    /// A message on `channel`: `data`/`len`, `binary` false for text (UTF-8, not
+    /// NUL-terminated).
+    RMW_EVENT_DATA_CHANNEL_MESSAGE = 9,
+    /// The buffered amount of `channel` fell to its low threshold.
+    RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW = 10,
+    /// Something failed; `message` says what, `peer_id` names the peer if one is concerned.
+    RMW_EVENT_ERROR = 11,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_peer_state_t {
+    RMW_PEER_NEW = 0,
+    RMW_PEER_CONNECTING = 1,
+    RMW_PEER_CONNECTED = 2,
+    RMW_PEER_DISCONNECTED = 3,
+    RMW_PEER_FAILED = 4,
+    RMW_PEER_CLOSED = 5,
+}
+
+/// One event. Every pointer in it is owned by the library: after `rmw_transport_poll_event`
+/// it stays valid until `rmw_event_release`; inside the event callback, until the callback
+/// returns. Fields that do not apply to the kind are 0 / NULL.
+#[repr(C)]
+#[derive(Debug)]
+pub struct rmw_event_t {
+    pub kind: rmw_event_kind_t,
+    pub transport: rmw_transport_t,
+    /// NUL-terminated peer id, or NULL.
+    pub peer_id: *const c_char,
+    pub peer_state: rmw_peer_state_t,
+    pub channel: rmw_data_channel_t,
+    /// NUL-terminated channel label, or NULL.
+    pub label: *const c_char,
+    /// Message payload (may contain NUL bytes), or NULL.
+    pub data: *const u8,
+    pub len: usize,
+    pub binary: bool,
+    /// NUL-terminated human-readable text (errors, disconnect reasons), or NULL.
+    pub message: *const c_char,
+    /// Library-private; do not touch.
+    pub internal: *mut c_void,
+}
+
+/// Reliability of a data channel, as in the W3C `RTCDataChannelInit`. At most one of
+/// `max_retransmits` and `max_packet_lifetime_ms` may be >= 0; both -1 means reliable.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rmw_data_channel_options_t {
+    pub ordered: bool,
+    /// -1: unlimited (reliable); 0..=65535: give up on a message after that many retransmits.
+    pub max_retransmits: i32,
+    /// -1: unlimited; 0..=65535: give up on a message after that many milliseconds.
+    pub max_packet_lifetime_ms: i32,
+}
+
+/// Log levels of `rmw_set_log_callback`.
+pub const RMW_LOG_ERROR: i32 = 1;
+pub const RMW_LOG_WARN: i32 = 2;
+pub const RMW_LOG_INFO: i32 = 3;
+pub const RMW_LOG_DEBUG: i32 = 4;
+pub const RMW_LOG_TRACE: i32 = 5;
+
+/// Runs on the transport's event thread (never on a thread the library needs for media).
+/// `event` and everything it points to are valid until the callback returns. Any API
+/// function may be called from it, `rmw_transport_free` of this transport included.
+pub type rmw_event_callback_t = Option<unsafe extern "C" fn(event: *const rmw_event_t, user_data: *mut c_void)>;
+
+/// Runs on whichever thread logged, library threads included: keep it short, and call no
+/// blocking API function from it (they return `RMW_ERR_WOULD_BLOCK` there). `target` and
+/// `message` are valid until it returns.
+pub type rmw_log_callback_t =
+    Option<unsafe extern "C" fn(level: i32, target: *const c_char, message: *const c_char, user_data: *mut c_void)>;
+
+impl From<crate::events::PeerState> for rmw_peer_state_t {
+    fn from(s: crate::events::PeerState) -> Self {
+        use crate::events::PeerState::*;
+        match s {
+            New => rmw_peer_state_t::RMW_PEER_NEW,
+            Connecting => rmw_peer_state_t::RMW_PEER_CONNECTING,
+            Connected => rmw_peer_state_t::RMW_PEER_CONNECTED,
+            Disconnected => rmw_peer_state_t::RMW_PEER_DISCONNECTED,
+            Failed => rmw_peer_state_t::RMW_PEER_FAILED,
+            Closed => rmw_peer_state_t::RMW_PEER_CLOSED,
+        }
+    }
+}
