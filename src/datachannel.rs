@@ -81,6 +81,9 @@ pub(crate) struct Channel {
     rtc: Mutex<Arc<RTCDataChannel>>,
     raw: Mutex<Option<Arc<RawChannel>>>,
     low_threshold: AtomicUsize,
+    /// The low-water event is sent only once the application set a threshold: at the default
+    /// of 0 webrtc-rs would report every drained send, one extra event per message.
+    low_event_enabled: AtomicBool,
     closing: AtomicBool,
 }
 
@@ -96,6 +99,7 @@ impl Channel {
             rtc: Mutex::new(dc),
             raw: Mutex::new(None),
             low_threshold: AtomicUsize::new(0),
+            low_event_enabled: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         })
     }
@@ -138,6 +142,7 @@ impl Channel {
     /// Takes effect now if open, else when the channel opens.
     pub fn set_low_threshold(&self, bytes: usize) {
         self.low_threshold.store(bytes, Ordering::Relaxed);
+        self.low_event_enabled.store(true, Ordering::Relaxed);
         if let Some(r) = self.raw.lock().unwrap().as_ref() {
             r.set_buffered_amount_low_threshold(bytes);
         }
@@ -169,7 +174,9 @@ impl Channel {
                 raw.set_buffered_amount_low_threshold(ch.low_threshold.load(Ordering::Relaxed));
                 let (ev, c) = (Arc::downgrade(&events), Arc::downgrade(&ch));
                 raw.on_buffered_amount_low(Box::new(move || {
-                    if let (Some(events), Some(ch)) = (ev.upgrade(), c.upgrade()) {
+                    if let (Some(events), Some(ch)) = (ev.upgrade(), c.upgrade())
+                        && ch.low_event_enabled.load(Ordering::Relaxed)
+                    {
                         events.push(Event::DataChannelBufferedAmountLow { peer_id: ch.peer_id.clone(), channel: ch.id, label: ch.label.clone() });
                     }
                     Box::pin(async {})

@@ -82,6 +82,10 @@ struct Inner {
     events: Arc<EventQueue>,
     signaling: SignalingClient,
     state: Mutex<State>,
+    /// Held while an offer or answer is being made or applied. Without it, our own
+    /// `connect_peer` and the remote's offer could interleave during glare so that each side
+    /// refuses the other's connection and nobody answers.
+    negotiation: tokio::sync::Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -171,6 +175,7 @@ impl Transport {
                 events,
                 signaling,
                 state: Mutex::new(State::default()),
+                negotiation: tokio::sync::Mutex::new(()),
                 closed: AtomicBool::new(false),
             })
         };
@@ -250,7 +255,10 @@ impl Transport {
         let sdp = self.inner.state.lock().unwrap().pending_offers.remove(remote);
         let sdp = sdp.ok_or_else(|| Error::NotFound(format!("no pending offer from {remote}")))?;
         let inner = self.inner.clone();
-        self.block_on(async move { inner.answer(remote, sdp, Vec::new()).await })?
+        self.block_on(async move {
+            let _negotiating = inner.negotiation.lock().await;
+            inner.answer(remote, sdp, Vec::new()).await
+        })?
     }
 
     /// Closes the connection to `remote` (or refuses its held offer) and tells it through
@@ -579,9 +587,16 @@ impl Inner {
                     self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
                 }
             }
-            ClientEvent::Server(ServerEvent::Offer { from, sdp }) => self.on_offer(from, sdp).await,
+            ClientEvent::Server(ServerEvent::Offer { from, sdp }) => {
+                let _negotiating = self.negotiation.lock().await;
+                self.on_offer(from, sdp).await
+            }
             ClientEvent::Server(ServerEvent::Answer { from, sdp }) => {
-                if let Err(e) = self.on_answer(&from, sdp).await {
+                let result = {
+                    let _negotiating = self.negotiation.lock().await;
+                    self.on_answer(&from, sdp).await
+                };
+                if let Err(e) = result {
                     self.fail_peer(&from, format!("answer from {from}: {e}")).await;
                 }
             }
@@ -698,6 +713,9 @@ impl Inner {
 
     /// Sends our description, then the candidates gathered meanwhile.
     fn send_description(&self, remote: &str, generation: u64, method: &str, sdp: &str) -> Result<()> {
+        if !self.state.lock().unwrap().peers.get(remote).is_some_and(|p| p.generation == generation) {
+            return Ok(()); // replaced meanwhile: this description belongs to nobody
+        }
         let sdp = peer::advertise_max_message_size(sdp);
         self.signaling.send(method, json!({"to_peer_id": remote, "sdp": sdp, "type": method}))?;
         let queued = {
@@ -735,6 +753,12 @@ impl Inner {
         }
         if !self.signaling.is_connected() {
             return Err(Error::NotConnected("signaling server not connected yet (wait for the signaling-connected event)".into()));
+        }
+        let _negotiating = self.negotiation.lock().await;
+        if self.state.lock().unwrap().peers.contains_key(remote) {
+            // Already connected or being connected (perhaps by the remote's own offer, in
+            // glare): the caller's wish is fulfilled.
+            return Ok(());
         }
         self.check_capacity(&self.state.lock().unwrap(), remote)?;
         let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
