@@ -1,1 +1,37 @@
-fn main(){}
+//! The standalone signaling server: `rmw_signaling_server [--bind HOST:PORT]
+//! [--max-message-bytes N]` (or RMW_SIGNALING_BIND). Runs until SIGINT/SIGTERM.
+
+#[path = "common/shutdown.rs"]
+mod shutdown;
+
+use remotemedia_webrtc::{ServerConfig, SignalingServer};
+use std::time::Duration;
+
+fn main() {
+    let mut cfg = ServerConfig::default();
+    if let Ok(b) = std::env::var("RMW_SIGNALING_BIND") {
+        cfg.bind_addr = b;
+    }
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--bind", Some(v)) => cfg.bind_addr = v,
+            ("--max-message-bytes", Some(v)) => {
+                cfg.max_message_bytes = v.parse().unwrap_or_else(|_| fail(&format!("--max-message-bytes: not a number: {v}")))
+            }
+            _ => fail("usage: rmw_signaling_server [--bind HOST:PORT] [--max-message-bytes N]"),
+        }
+    }
+    shutdown::install();
+    let server = SignalingServer::start(cfg).unwrap_or_else(|e| fail(&e.to_string()));
+    println!("rmw_signaling_server listening on {} (browser test page: http://{}/)", server.url(), server.local_addr());
+    while !shutdown::requested() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("rmw_signaling_server: {msg}");
+    std::process::exit(2)
+}

@@ -1,0 +1,50 @@
+//! The standalone binaries: `rmw_signaling_server` serves, `webrtc_server` in echo mode
+//! (configured only through WEBRTC_* variables) answers a native transport's messages.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn echo_peer_through_the_standalone_server() {
+    let mut server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server"))
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("ws://")).expect("server prints its URL").to_string();
+
+    let _echo = Kill(
+        Command::new(env!("CARGO_BIN_EXE_webrtc_server"))
+            .env("WEBRTC_SIGNALING_URL", &url)
+            .env("WEBRTC_PEER_ID", "echo")
+            .env("WEBRTC_ICE_POLICY", "loopback")
+            .env("WEBRTC_DEMO", "echo")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let me = transport(&url, "client");
+    if !me.discovered_peers().contains(&"echo".to_string()) {
+        wait_for(&me, |e| matches!(e, remotemedia_webrtc::Event::PeerDiscovered { peer_id } if peer_id == "echo"));
+    }
+    me.connect_peer("echo").unwrap();
+    let ch = channel_of(&wait_for(&me, is_open("echo", "data")));
+    me.send_on_channel(ch, b"marco", false).unwrap();
+    assert_eq!(next_message(&me), ("data".to_string(), b"marco".to_vec(), false));
+    me.send_on_channel(ch, &[9, 8, 7], true).unwrap();
+    assert_eq!(next_message(&me), ("data".to_string(), vec![9, 8, 7], true));
+}
