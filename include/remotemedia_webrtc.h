@@ -155,6 +155,10 @@ typedef enum {
 
 typedef enum {
   /*
+   No event: a zero-initialised or released `rmw_event_t`.
+   */
+  RMW_EVENT_NONE = 0,
+  /*
    Announced on the signaling server (again after each reconnect).
    */
   RMW_EVENT_SIGNALING_CONNECTED = 1,

@@ -869,9 +869,10 @@ impl Inner {
             }
             let answer = pc.create_answer(None).await?;
             self.set_mid(remote, generation, &answer.sdp);
-            let sdp = answer.sdp.clone();
-            pc.set_local_description(answer).await?;
-            self.send_description(remote, generation, "answer", &sdp)
+            // Send the answer before applying it: applying starts our ICE agent, whose first
+            // checks would otherwise reach the offerer before it knows our credentials.
+            self.send_description(remote, generation, "answer", &answer.sdp)?;
+            Ok(pc.set_local_description(answer).await?)
         }
         .await;
         if let Err(e) = &result {

@@ -1,7 +1,6 @@
 //! Events to C: the owned storage behind `rmw_event_t`'s pointers, polling, release, and
 //! the callback.
 
-use super::args::out_arg;
 use super::guard::{call, fail};
 use super::handles::{self, channel_handle};
 use super::types::rmw_status_t::{self, *};
@@ -94,7 +93,7 @@ fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
 
 fn zeroed_event() -> rmw_event_t {
     rmw_event_t {
-        kind: rmw_event_kind_t::RMW_EVENT_ERROR,
+        kind: rmw_event_kind_t::RMW_EVENT_NONE,
         transport: 0,
         peer_id: std::ptr::null(),
         peer_state: rmw_peer_state_t::RMW_PEER_NEW,
@@ -117,7 +116,9 @@ fn zeroed_event() -> rmw_event_t {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, event: *mut rmw_event_t, timeout_ms: i32) -> rmw_status_t {
     call("rmw_transport_poll_event", || {
-        let out = unsafe { out_arg(event, "event") }?;
+        if event.is_null() {
+            return fail(RMW_ERR_INVALID_ARGUMENT, "event is NULL");
+        }
         let t = handles::transport(transport)?;
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
         match t.poll_event(timeout)? {
@@ -125,7 +126,8 @@ pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, ev
             Some(ev) => {
                 let (mut view, owned) = to_c(transport, ev);
                 view.internal = Box::into_raw(owned).cast();
-                *out = view;
+                // write, not assignment: the caller's struct may be uninitialised.
+                unsafe { event.write(view) };
                 Ok(())
             }
         }
@@ -137,12 +139,16 @@ pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, ev
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_event_release(event: *mut rmw_event_t) {
     let _ = call("rmw_event_release", || {
-        if let Some(ev) = unsafe { event.as_mut() } {
-            if !ev.internal.is_null() {
-                drop(unsafe { Box::from_raw(ev.internal.cast::<Owned>()) });
-            }
-            *ev = zeroed_event();
+        if event.is_null() {
+            return Ok(());
         }
+        // Raw field access: the caller's struct may hold any bit pattern (e.g. uninitialised),
+        // so no Rust reference to it is formed before it is overwritten.
+        let internal = unsafe { std::ptr::addr_of!((*event).internal).read() };
+        if !internal.is_null() {
+            drop(unsafe { Box::from_raw(internal.cast::<Owned>()) });
+        }
+        unsafe { event.write(zeroed_event()) };
         Ok(())
     });
 }

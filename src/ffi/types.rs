@@ -52,6 +52,8 @@ pub type rmw_data_channel_t = u64;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum rmw_event_kind_t {
+    /// No event: a zero-initialised or released `rmw_event_t`.
+    RMW_EVENT_NONE = 0,
     /// Announced on the signaling server (again after each reconnect).
     RMW_EVENT_SIGNALING_CONNECTED = 1,
     /// Lost the signaling server; `message` says why. Reconnection is automatic, and peer

@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 const TARGET: &str = "rmw::signaling::client";
 /// A server that answers nothing for this long is treated as gone.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// WebSocket ping period: detects a dead server on an idle connection.
+/// WebSocket ping period; a server silent for `DEAD_AFTER` (no pong, nothing) is gone.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
+const DEAD_AFTER: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
@@ -103,7 +104,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
     let mut backoff = s.reconnect_initial;
     let mut next_id: u64 = 1;
     loop {
-        let reason = match tokio_tungstenite::connect_async(s.url.as_str()).await {
+        let reason = match tokio_tungstenite::connect_async_with_config(s.url.as_str(), None, true).await {
             Err(e) => format!("connect {}: {e}", s.url),
             Ok((ws, _)) => {
                 let (mut sink, mut source) = ws.split();
@@ -112,6 +113,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
                 next_id += 1;
                 let announce = rpc::request(announce_id, "announce", json!({"peer_id": s.peer_id, "capabilities": s.capabilities}));
                 let mut announced = false;
+                let mut last_heard = tokio::time::Instant::now();
                 let mut ping = tokio::time::interval(PING_INTERVAL);
                 ping.tick().await;
                 let announce_deadline = tokio::time::sleep(REQUEST_TIMEOUT);
@@ -123,6 +125,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
                         tokio::select! {
                             _ = &mut announce_deadline, if !announced => break "no answer to announce".to_string(),
                             _ = ping.tick() => {
+                                if last_heard.elapsed() > DEAD_AFTER { break format!("server silent for {DEAD_AFTER:?}"); }
                                 if let Err(e) = sink.send(WsMessage::Ping(Vec::new().into())).await { break format!("ping: {e}"); }
                             }
                             cmd = out.recv() => match cmd {
@@ -141,7 +144,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
                                     if let Err(e) = sink.send(WsMessage::text(text)).await { break format!("send: {e}"); }
                                 }
                             },
-                            frame = source.next() => match frame {
+                            frame = source.next() => match { last_heard = tokio::time::Instant::now(); frame } {
                                 None => break "server closed the connection".to_string(),
                                 Some(Err(e)) => break format!("read: {e}"),
                                 Some(Ok(WsMessage::Close(_))) => break "server closed the connection".to_string(),

@@ -23,13 +23,17 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const PEER_PAGE: &str = include_str!("web/peer.html");
 const MAX_PEER_ID_LEN: usize = 256;
+/// The server pings every client this often and drops one silent for `IDLE_TIMEOUT`, so a
+/// vanished client releases its id (a reconnect would otherwise be refused as a duplicate).
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (see [`SignalingServer::local_addr`]).
     pub bind_addr: String,
     /// Largest text frame answered normally; a larger one gets a -32600 error. Frames above
-    /// four times this close the connection (the WebSocket layer refuses to buffer them).
+    /// max(4 × this, 64 KiB) close the connection (the WebSocket layer refuses to buffer them).
     pub max_message_bytes: usize,
     /// Messages queued toward one client; a relay to a client whose queue is full fails with a
     /// -32000 error to the sender instead of blocking everybody.
@@ -173,6 +177,14 @@ async fn peek_request_head(stream: &TcpStream) -> Option<String> {
     }
 }
 
+fn is_websocket_upgrade(head: &str) -> bool {
+    head.lines().skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("upgrade") && value.split(',').any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+        })
+    })
+}
+
 async fn serve_http(mut stream: TcpStream, head: &str) {
     let path = head.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split('?').next().unwrap_or("/");
@@ -190,7 +202,7 @@ async fn serve_http(mut stream: TcpStream, head: &str) {
 
 async fn serve_connection(stream: TcpStream, remote: SocketAddr, hub: Arc<Hub>, cfg: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>) {
     let Some(head) = peek_request_head(&stream).await else { return };
-    if !head.to_ascii_lowercase().contains("upgrade: websocket") {
+    if !is_websocket_upgrade(&head) {
         return serve_http(stream, &head).await;
     }
     let ws_limit = (cfg.max_message_bytes * 4).max(64 * 1024);
@@ -205,19 +217,31 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, hub: Arc<Hub>, 
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::channel::<String>(cfg.outbound_queue);
     let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink.send(WsMessage::text(text)).await.is_err() {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        loop {
+            let msg = tokio::select! {
+                text = rx.recv() => match text { Some(t) => WsMessage::text(t), None => break },
+                _ = ping.tick() => WsMessage::Ping(Vec::new().into()),
+            };
+            if sink.send(msg).await.is_err() {
                 break;
             }
         }
         let _ = sink.close().await;
     });
+    let mut last_heard = tokio::time::Instant::now();
     let mut conn = Connection { id: hub.next_conn.fetch_add(1, Ordering::Relaxed), peer_id: None, tx, hub: hub.clone(), cfg };
     loop {
         let frame = tokio::select! {
             _ = shutdown.changed() => break,
+            _ = tokio::time::sleep_until(last_heard + IDLE_TIMEOUT) => {
+                tracing::debug!(target: "rmw::signaling::server", %remote, "client silent: closing");
+                break;
+            }
             f = source.next() => f,
         };
+        last_heard = tokio::time::Instant::now();
         match frame {
             Some(Ok(WsMessage::Text(text))) => {
                 if let Some(reply) = conn.handle_text(text.as_str()) {
@@ -261,6 +285,8 @@ impl Connection {
             return Some(rpc::response(&Value::Null, Err(RpcError::new(rpc::INVALID_REQUEST, msg))));
         }
         match rpc::parse(text) {
+            // A notification (no id) with bad params: JSON-RPC forbids answering it.
+            Err((None, err)) if err.code == rpc::INVALID_PARAMS => None,
             Err((id, err)) => Some(rpc::response(&id.unwrap_or(Value::Null), Err(err))),
             Ok(Rpc::Response { .. }) => None, // the server sends no requests; stray responses are ignored
             Ok(Rpc::Call { id, method, params }) => {
