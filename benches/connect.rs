@@ -265,38 +265,19 @@ fn bench_rss_per_peer(url: &str, n: usize) {
         // A child may not have announced yet: retry until the server knows it.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            check(unsafe { rmw_transport_connect_peer(hub, p.as_ptr()) }, "connect");
-            match wait_open_or_error(hub) {
-                true => break,
-                false if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                false => panic!("rp{i} never connected"),
+            match unsafe { rmw_transport_connect_peer(hub, p.as_ptr()) } {
+                rmw_status_t::RMW_OK => break,
+                rmw_status_t::RMW_ERR_NOT_FOUND if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                st => check(st, "connect"),
             }
         }
+        wait(hub, rmw_event_kind_t::RMW_EVENT_DATA_CHANNEL_OPEN, None);
     }
     std::thread::sleep(Duration::from_millis(500));
     let after = rss_kb();
     println!("RSS per connected data-only peer ({n} peers in child processes)");
     println!("  hub RSS {before} kB -> {after} kB: {:.0} kB per peer", (after - before) as f64 / n as f64);
     check(rmw_transport_free(hub), "free");
-}
-
-/// True when a channel opened; false on an error event (the target was not announced yet).
-fn wait_open_or_error(t: rmw_transport_t) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let mut ev: rmw_event_t = unsafe { std::mem::zeroed() };
-        if unsafe { rmw_transport_poll_event(t, &mut ev, 100) } != rmw_status_t::RMW_OK {
-            continue;
-        }
-        let kind = ev.kind;
-        unsafe { rmw_event_release(&mut ev) };
-        match kind {
-            rmw_event_kind_t::RMW_EVENT_DATA_CHANNEL_OPEN => return true,
-            rmw_event_kind_t::RMW_EVENT_ERROR => return false,
-            _ => {}
-        }
-    }
-    false
 }
 
 fn bench_cycles(url: &str, n: usize) {

@@ -507,8 +507,8 @@ rmw_status_t rmw_transport_peer_id(rmw_transport_t transport, char *buf, size_t 
  the offer is sent. Progress comes as `RMW_EVENT_PEER_STATE_CHANGED`, then
  `RMW_EVENT_DATA_CHANNEL_OPEN` for the default channel. If both sides connect at the same
  time, exactly one connection results. If a connection to `peer_id` exists or is being set
- up, returns `RMW_OK` and does nothing. Errors: `RMW_ERR_MAX_PEERS`,
- `RMW_ERR_NOT_CONNECTED` (signaling not up yet).
+ up, returns `RMW_OK` and does nothing. Errors: `RMW_ERR_NOT_FOUND` (the signaling server
+ does not know `peer_id`), `RMW_ERR_MAX_PEERS`, `RMW_ERR_NOT_CONNECTED` (signaling not up yet).
  */
 rmw_status_t rmw_transport_connect_peer(rmw_transport_t transport, const char *peer_id);
 

@@ -711,13 +711,20 @@ impl Inner {
         }
     }
 
-    /// Sends our description, then the candidates gathered meanwhile.
-    fn send_description(&self, remote: &str, generation: u64, method: &str, sdp: &str) -> Result<()> {
+    /// Sends our description, then the candidates gathered meanwhile. An offer waits for the
+    /// server's verdict, so offering to an id the server does not know fails at once
+    /// (`NotFound`) instead of leaving a connection that can never complete.
+    async fn send_description(&self, remote: &str, generation: u64, method: &str, sdp: &str) -> Result<()> {
         if !self.state.lock().unwrap().peers.get(remote).is_some_and(|p| p.generation == generation) {
             return Ok(()); // replaced meanwhile: this description belongs to nobody
         }
         let sdp = peer::advertise_max_message_size(sdp);
-        self.signaling.send(method, json!({"to_peer_id": remote, "sdp": sdp, "type": method}))?;
+        let params = json!({"to_peer_id": remote, "sdp": sdp, "type": method});
+        if method == "offer" {
+            self.signaling.call(method, params).await?;
+        } else {
+            self.signaling.send(method, params)?;
+        }
         let queued = {
             let mut st = self.state.lock().unwrap();
             let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return Ok(()) };
@@ -777,7 +784,7 @@ impl Inner {
             self.set_mid(remote, generation, &offer.sdp);
             let sdp = offer.sdp.clone();
             pc.set_local_description(offer).await?;
-            self.send_description(remote, generation, "offer", &sdp)
+            self.send_description(remote, generation, "offer", &sdp).await
         }
         .await;
         if let Err(e) = &result {
@@ -871,7 +878,7 @@ impl Inner {
             self.set_mid(remote, generation, &answer.sdp);
             // Send the answer before applying it: applying starts our ICE agent, whose first
             // checks would otherwise reach the offerer before it knows our credentials.
-            self.send_description(remote, generation, "answer", &answer.sdp)?;
+            self.send_description(remote, generation, "answer", &answer.sdp).await?;
             Ok(pc.set_local_description(answer).await?)
         }
         .await;

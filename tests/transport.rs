@@ -139,6 +139,14 @@ fn max_peers_is_enforced_both_ways() {
 }
 
 #[test]
+fn offering_to_an_unknown_peer_fails_at_once() {
+    let s = server();
+    let a = transport(&s.url(), "lonely");
+    assert!(matches!(a.connect_peer("nobody"), Err(Error::NotFound(m)) if m.contains("nobody")));
+    assert!(a.peers().is_empty());
+}
+
+#[test]
 fn disconnect_then_reconnect() {
     let s = server();
     let (a, b) = (transport(&s.url(), "da"), transport(&s.url(), "db"));

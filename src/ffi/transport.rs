@@ -56,8 +56,8 @@ pub unsafe extern "C" fn rmw_transport_peer_id(transport: rmw_transport_t, buf: 
 /// the offer is sent. Progress comes as `RMW_EVENT_PEER_STATE_CHANGED`, then
 /// `RMW_EVENT_DATA_CHANNEL_OPEN` for the default channel. If both sides connect at the same
 /// time, exactly one connection results. If a connection to `peer_id` exists or is being set
-/// up, returns `RMW_OK` and does nothing. Errors: `RMW_ERR_MAX_PEERS`,
-/// `RMW_ERR_NOT_CONNECTED` (signaling not up yet).
+/// up, returns `RMW_OK` and does nothing. Errors: `RMW_ERR_NOT_FOUND` (the signaling server
+/// does not know `peer_id`), `RMW_ERR_MAX_PEERS`, `RMW_ERR_NOT_CONNECTED` (signaling not up yet).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_connect_peer(transport: rmw_transport_t, peer_id: *const c_char) -> rmw_status_t {
     call("rmw_transport_connect_peer", || {

@@ -231,7 +231,9 @@ fn handle_frame(text: &str, announce_id: u64, pending: &mut Pending, events: &mp
             }
             match (pending.remove(&id), result) {
                 (Some((_, Some(reply))), r) => {
-                    let _ = reply.send(r.map_err(|e| Error::Signaling(e.to_string())));
+                    let _ = reply.send(r.map_err(|e| {
+                        if e.message.starts_with("peer not found") { Error::NotFound(e.to_string()) } else { Error::Signaling(e.to_string()) }
+                    }));
                 }
                 (Some((method, None)), Err(e)) => report(format!("{method} refused by the signaling server: {e}")),
                 _ => {}
