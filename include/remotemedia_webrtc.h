@@ -14,7 +14,8 @@
  *     of the last error on the calling thread is rmw_last_error_message().
  *   - Handles (rmw_transport_t, rmw_data_channel_t, rmw_signaling_server_t) are 64-bit ids,
  *     never reused. 0, a freed handle or a handle of another kind gives
- *     RMW_ERR_INVALID_HANDLE; it never crashes.
+ *     RMW_ERR_INVALID_HANDLE; it never crashes. Exception: rmw_transport_free(0) and
+ *     rmw_signaling_server_stop(0) are no-ops returning RMW_OK, like free(NULL).
  *   - Out-parameters are written only on success.
  *   - Strings passed in are NUL-terminated UTF-8, read during the call only. Buffers passed in
  *     are copied before the call returns.
@@ -51,14 +52,14 @@
 #include <stdint.h>
 
 /*
- Bumped on every incompatible change of the C ABI; the soname carries it.
- */
-#define ABI_VERSION 0
-
-/*
  ABI version of this header (see `rmw_abi_version`).
  */
 #define RMW_ABI_VERSION 0
+
+/*
+ Largest data-channel message `rmw_data_channel_send` / `rmw_transport_send_data` accept.
+ */
+#define RMW_MAX_MESSAGE_SIZE 65536
 
 /*
  Log levels of `rmw_set_log_callback`.
@@ -72,29 +73,6 @@
 #define RMW_LOG_DEBUG 4
 
 #define RMW_LOG_TRACE 5
-
-/*
- Largest data-channel message we accept from a peer (we advertise it; Chromium's too).
- */
-#define MAX_RECV_MESSAGE_SIZE (256 * 1024)
-
-/*
- Largest message we send: the RFC 8841 default every peer accepts. Larger ones can stall
- webrtc-rs 0.17's SCTP writer for good: a message of 2/3 of its 128 KiB pending queue or more
- is appended chunk by chunk, and its write loop is only woken once the append has finished
- (reproduced: a 256 KiB send hung in about one run in three).
- */
-#define MAX_SEND_MESSAGE_SIZE (64 * 1024)
-
-#define PARSE_ERROR -32700
-
-#define INVALID_REQUEST -32600
-
-#define METHOD_NOT_FOUND -32601
-
-#define INVALID_PARAMS -32602
-
-#define APPLICATION_ERROR -32000
 
 /*
  Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
@@ -328,7 +306,7 @@ rmw_status_t rmw_data_channel_create(rmw_transport_t transport,
                                      rmw_data_channel_t *out);
 
 /*
- Sends one message (at most 65536 bytes; the data is copied). `binary` false sends text.
+ Sends one message (at most `RMW_MAX_MESSAGE_SIZE` bytes; the data is copied). `binary` false sends text.
  `RMW_ERR_NOT_CONNECTED` before the channel is open.
  */
 rmw_status_t rmw_data_channel_send(rmw_data_channel_t channel,

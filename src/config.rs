@@ -112,7 +112,12 @@ impl Config {
         let cfg: Config = if json.trim().is_empty() {
             Config::default()
         } else {
-            serde_json::from_str(json).map_err(|e| Error::Config(format!("config JSON: {e}")))?
+            let v: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::Config(format!("config JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(Error::Config("config JSON must be an object".into()));
+            }
+            // The path names the field in type errors ("max_peers: invalid type: string ...").
+            serde_path_to_error::deserialize(v).map_err(|e| Error::Config(format!("config JSON: {}: {}", e.path(), e.inner())))?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -241,6 +246,12 @@ mod tests {
         assert!(e.contains("video_codec"), "{e}");
         let e = Config::from_json("{").unwrap_err().to_string();
         assert!(e.contains("config JSON"), "{e}");
+        let e = Config::from_json(r#"{"max_peers":"ten"}"#).unwrap_err().to_string();
+        assert!(e.contains("max_peers: invalid type"), "{e}");
+        let e = Config::from_json(r#"{"ice_policy":"sideways"}"#).unwrap_err().to_string();
+        assert!(e.contains("ice_policy"), "{e}");
+        let e = Config::from_json(r#"["ws://127.0.0.1:9","x"]"#).unwrap_err().to_string();
+        assert!(e.contains("must be an object"), "{e}");
     }
 
     #[test]

@@ -46,9 +46,19 @@ pub unsafe extern "C" fn rmw_data_channel_create(
         let out = unsafe { out_arg(out, "out") }?;
         let peer = unsafe { str_arg(peer_id, "peer_id") }?;
         let label = unsafe { str_arg(label, "label") }?;
-        let opts = match unsafe { options_ptr.as_ref() } {
-            Some(o) => options(o)?,
-            None => ChannelOptions::default(),
+        let opts = if options_ptr.is_null() {
+            ChannelOptions::default()
+        } else {
+            // Field by field through raw reads: a `bool` byte other than 0/1 from C must not
+            // become an invalid Rust bool.
+            let o = unsafe {
+                rmw_data_channel_options_t {
+                    ordered: std::ptr::addr_of!((*options_ptr).ordered).cast::<u8>().read() != 0,
+                    max_retransmits: std::ptr::addr_of!((*options_ptr).max_retransmits).read(),
+                    max_packet_lifetime_ms: std::ptr::addr_of!((*options_ptr).max_packet_lifetime_ms).read(),
+                }
+            };
+            options(&o)?
         };
         let id = handles::transport(transport)?.create_data_channel(peer, label, &opts)?;
         *out = handles::channel_handle(id);
@@ -56,7 +66,7 @@ pub unsafe extern "C" fn rmw_data_channel_create(
     })
 }
 
-/// Sends one message (at most 65536 bytes; the data is copied). `binary` false sends text.
+/// Sends one message (at most `RMW_MAX_MESSAGE_SIZE` bytes; the data is copied). `binary` false sends text.
 /// `RMW_ERR_NOT_CONNECTED` before the channel is open.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_data_channel_send(channel: rmw_data_channel_t, data: *const u8, len: usize, binary: bool) -> rmw_status_t {

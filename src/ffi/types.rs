@@ -7,6 +7,10 @@ use std::os::raw::{c_char, c_void};
 /// ABI version of this header (see `rmw_abi_version`).
 pub const RMW_ABI_VERSION: u32 = 0;
 
+/// Largest data-channel message `rmw_data_channel_send` / `rmw_transport_send_data` accept.
+pub const RMW_MAX_MESSAGE_SIZE: usize = 65536;
+const _: () = assert!(RMW_MAX_MESSAGE_SIZE == crate::peer::MAX_SEND_MESSAGE_SIZE);
+
 /// Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
 /// error on the calling thread is `rmw_last_error_message()`.
 #[repr(C)]

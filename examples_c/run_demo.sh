@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The C demo, from a fresh checkout:
+#
+#   bash examples_c/run_demo.sh [--no-cmake]
+#
+# 1. checks the build tools (cargo, cc; pkg-config and cmake are installed with apt-get
+#    when missing and running as root),
+# 2. builds and installs the library into <repo>/build/prefix (./install.sh),
+# 3. compiles examples_c/chat.c with plain cc through pkg-config and runs it,
+# 4. builds the same example with CMake (find_package(RemoteMediaWebRTC)) and runs it
+#    (skipped with --no-cmake, or when cmake is unavailable).
+# Everything stays on 127.0.0.1.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+prefix="$repo/build/prefix"
+out="$repo/build/examples_c"
+use_cmake=1
+
+for arg in "$@"; do
+    case "$arg" in
+        --no-cmake) use_cmake=0 ;;
+        -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "run_demo.sh: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { echo "run_demo.sh: error: $*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# ---- 1. tools ------------------------------------------------------------------------------
+step "checking build tools"
+missing=()
+have pkg-config || missing+=(pkg-config)
+[ "$use_cmake" = 0 ] || have cmake || missing+=(cmake)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && have apt-get; then
+        echo "installing ${missing[*]} with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        for m in "${missing[@]}"; do
+            if [ "$m" = cmake ]; then
+                echo "note: cmake is missing (install it, e.g. sudo apt-get install cmake); the CMake build is skipped"
+                use_cmake=0
+            else
+                die "$m is missing: install it (e.g. sudo apt-get install $m) and run again"
+            fi
+        done
+    fi
+fi
+have cc || die "no C compiler 'cc' (e.g. sudo apt-get install build-essential)"
+have cargo || die "cargo is missing: install Rust from https://rustup.rs"
+have pkg-config || die "pkg-config is still missing"
+echo "cc: $(command -v cc), cargo: $(command -v cargo), pkg-config: $(command -v pkg-config)"
+
+# ---- 2. install ----------------------------------------------------------------------------
+step "./install.sh --prefix $prefix"
+"$repo/install.sh" --prefix "$prefix"
+
+# ---- 3. plain cc through pkg-config --------------------------------------------------------
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+mkdir -p "$out"
+rmw_flags=$(pkg-config --cflags --libs remotemedia_webrtc)
+step "cc chat.c $rmw_flags"
+cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/chat.c" -o "$out/chat" \
+    $rmw_flags -pthread -Wl,-rpath,"$prefix/lib"
+step "running $out/chat"
+LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/chat"
+
+# ---- 4. CMake ------------------------------------------------------------------------------
+if [ "$use_cmake" = 1 ]; then
+    step "cmake build of examples_c (find_package(RemoteMediaWebRTC))"
+    cmake -S "$here" -B "$out/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$out/cmake" >/dev/null
+    step "running $out/cmake/chat"
+    "$out/cmake/chat"
+fi
+
+step "demo OK"
