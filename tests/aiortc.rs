@@ -1,0 +1,195 @@
+//! Interop with another WebRTC stack: aiortc (Python), run as tests/aiortc/peer.py, joins our
+//! signaling server and exchanges data-channel messages both ways with a native Transport,
+//! once as the callee and once as the caller. Loopback only, no STUN. aiortc does not trickle
+//! (its descriptions carry its candidates) but takes our trickled ones.
+//!
+//! Without a `python3` that can import aiortc and websockets the tests print a skip note and
+//! pass, unless RMW_REQUIRE_AIORTC=1 (CI), where they fail.
+//! Install: `python3 -m pip install aiortc websockets`. RMW_AIORTC_DEBUG=1 prints the peer's
+//! whole log (with aiortc's and aioice's debug lines) at the end of each test.
+
+mod common;
+use common::*;
+use remotemedia_webrtc::transport::Target;
+use remotemedia_webrtc::{Event, Transport};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PYTHON: &str = "python3";
+const PEER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aiortc/peer.py");
+/// Longest wait for any one step (Python's start-up and aiortc's import included in the first).
+const STEP: Duration = Duration::from_secs(20);
+/// The id aiortc announces.
+const AIORTC_ID: &str = "aiortc";
+
+/// A running tests/aiortc/peer.py, killed (with its process group) on drop, also when the test
+/// panics.
+struct Aiortc {
+    child: Child,
+    dir: PathBuf,
+    stderr: PathBuf,
+    /// Set once a panic message carried the stderr tail, so drop does not print it again.
+    tail_shown: bool,
+}
+
+impl Aiortc {
+    /// Starts the peer, echoing, announcing `AIORTC_ID`; it calls `call` when given.
+    fn launch(url: &str, call: Option<&str>) -> Aiortc {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rmw-aiortc-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stderr = dir.join("stderr.log");
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(PEER_PY).args(["--signal", url, "--id", AIORTC_ID, "--echo", "--timeout", "60"]);
+        if let Some(peer) = call {
+            cmd.args(["--call", peer]);
+        }
+        if debug() {
+            cmd.arg("--debug");
+        }
+        let child = cmd
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {PYTHON} {PEER_PY}: {e}"));
+        Aiortc { child, dir, stderr, tail_shown: false }
+    }
+
+    /// The last lines the peer wrote to stderr (its log and any traceback).
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits for the first event of `t` matching `pred`; panics with `what`, the events seen
+    /// and the peer's stderr tail.
+    fn expect(&mut self, t: &Transport, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + STEP;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(e) = t.poll_event(Some(Duration::from_millis(50))).unwrap() {
+                if pred(&e) {
+                    return e;
+                }
+                seen.push(e);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.tail_shown = true;
+                panic!("aiortc peer exited ({status}) while waiting for {what}; events seen: {seen:#?}\n--- aiortc stderr ---\n{}", self.stderr_tail());
+            }
+        }
+        self.tail_shown = true;
+        panic!("{what}: not seen within {STEP:?}; events seen: {seen:#?}\n--- aiortc stderr (tail) ---\n{}", self.stderr_tail());
+    }
+
+    /// The next data-channel message from aiortc: (data, binary).
+    fn expect_message(&mut self, t: &Transport, what: &str) -> (Vec<u8>, bool) {
+        match self.expect(t, what, |e| matches!(e, Event::DataChannelMessage { .. })) {
+            Event::DataChannelMessage { peer_id, label, data, binary, .. } => {
+                assert_eq!((peer_id.as_str(), label.as_str()), (AIORTC_ID, "data"), "{what}");
+                (data.to_vec(), binary)
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    /// The next data-channel message from aiortc, as text.
+    fn expect_text(&mut self, t: &Transport, what: &str) -> String {
+        let (data, binary) = self.expect_message(t, what);
+        assert!(!binary, "{what}: a binary message");
+        String::from_utf8(data).expect("aiortc sent invalid UTF-8")
+    }
+}
+
+impl Drop for Aiortc {
+    fn drop(&mut self) {
+        if debug() {
+            eprintln!("--- aiortc stderr ---\n{}", std::fs::read_to_string(&self.stderr).unwrap_or_default());
+        } else if std::thread::panicking() && !self.tail_shown {
+            eprintln!("--- aiortc stderr (tail) ---\n{}", self.stderr_tail());
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: plain syscall on the process group we created for this child.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// RMW_AIORTC_DEBUG=1: aiortc's and aioice's debug logs on, and the peer's whole stderr
+/// printed when the test ends.
+fn debug() -> bool {
+    std::env::var("RMW_AIORTC_DEBUG").as_deref() == Ok("1")
+}
+
+/// False (after a skip note) when python3 cannot import aiortc and websockets and they are
+/// not required.
+fn aiortc_available() -> bool {
+    let probe = Command::new(PYTHON).args(["-c", "import aiortc, websockets"]).stdin(Stdio::null()).output();
+    let why = match probe {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string(),
+        Err(e) => format!("cannot run {PYTHON}: {e}"),
+    };
+    if std::env::var("RMW_REQUIRE_AIORTC").as_deref() == Ok("1") {
+        panic!("RMW_REQUIRE_AIORTC=1 but `{PYTHON} -c \"import aiortc, websockets\"` failed ({why}): install them with `{PYTHON} -m pip install aiortc websockets`");
+    }
+    eprintln!("SKIPPED: {PYTHON} cannot import aiortc and websockets ({why}); set RMW_REQUIRE_AIORTC=1 to make this a failure");
+    false
+}
+
+/// Hello from aiortc on the just-opened channel, then a text ping and a binary message of
+/// many SCTP chunks, each sent with `send` and echoed back as it went.
+fn exchange(p: &mut Aiortc, native: &Transport, send: impl Fn(&Transport, &[u8], bool)) {
+    assert_eq!(p.expect_text(native, "aiortc's hello"), "hello from aiortc");
+    send(native, b"ping", false);
+    assert_eq!(p.expect_text(native, "aiortc's echo of ping"), "echo:ping");
+    // Just under our 64 KiB send limit; the echo (5 bytes more) is under our 256 KiB receive limit.
+    let big: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+    send(native, &big, true);
+    let (echo, binary) = p.expect_message(native, "aiortc's echo of 60000 binary bytes");
+    assert!(binary, "the echo of a binary message came back as text");
+    assert_eq!(echo.len(), 5 + big.len());
+    assert!(echo.starts_with(b"echo:") && echo[5..] == big[..], "the echo of the binary message differs");
+}
+
+#[test]
+fn native_calls_aiortc() {
+    if !aiortc_available() {
+        return;
+    }
+    let s = server();
+    let native = transport(&s.url(), "native-caller");
+    let mut p = Aiortc::launch(&s.url(), None);
+    p.expect(&native, "aiortc announcing itself", |e| matches!(e, Event::PeerDiscovered { peer_id } if peer_id == AIORTC_ID));
+    native.connect_peer(AIORTC_ID).unwrap();
+    let ch = channel_of(&p.expect(&native, "the default channel to aiortc opening", is_open(AIORTC_ID, "data")));
+    assert!(native.channel_info(ch).unwrap().locally_created);
+    exchange(&mut p, &native, |n, data, binary| n.send_on_channel(ch, data, binary).unwrap());
+    assert_eq!(native.connected_peers(), vec![AIORTC_ID.to_string()]);
+}
+
+#[test]
+fn aiortc_calls_native() {
+    if !aiortc_available() {
+        return;
+    }
+    let s = server();
+    let native = transport(&s.url(), "native-callee");
+    let mut p = Aiortc::launch(&s.url(), Some("native-callee"));
+    let ch = channel_of(&p.expect(&native, "aiortc's \"data\" channel opening", is_open(AIORTC_ID, "data")));
+    let info = native.channel_info(ch).unwrap();
+    assert!(!info.locally_created, "{info:?}");
+    // aiortc's "data" channel is our default channel: send_data reaches it.
+    exchange(&mut p, &native, |n, data, binary| assert_eq!(n.send_data(Target::Peer(AIORTC_ID), data, binary).unwrap(), 1));
+    assert_eq!(native.connected_peers(), vec![AIORTC_ID.to_string()]);
+}
