@@ -15,7 +15,7 @@ use remotemedia_webrtc::{Event, Transport};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PYTHON: &str = "python3";
 const PEER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aiortc/peer.py");
@@ -71,23 +71,19 @@ impl Aiortc {
 
     /// Waits for the first event of `t` matching `pred`; panics with `what`, the events seen
     /// and the peer's stderr tail.
-    fn expect(&mut self, t: &Transport, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + STEP;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Some(e) = t.poll_event(Some(Duration::from_millis(50))).unwrap() {
-                if pred(&e) {
-                    return e;
-                }
-                seen.push(e);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
+    fn expect(&mut self, t: &Transport, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
+        let child = &mut self.child;
+        let result = poll_until(t, STEP, pred, || child.try_wait().ok().flatten().map(|s| format!("aiortc peer exited ({s})")));
+        match result {
+            Ok(e) => e,
+            Err((seen, why)) => {
                 self.tail_shown = true;
-                panic!("aiortc peer exited ({status}) while waiting for {what}; events seen: {seen:#?}\n--- aiortc stderr ---\n{}", self.stderr_tail());
+                match why {
+                    Some(why) => panic!("{why} while waiting for {what}; events seen: {seen:#?}\n--- aiortc stderr ---\n{}", self.stderr_tail()),
+                    None => panic!("{what}: not seen within {STEP:?}; events seen: {seen:#?}\n--- aiortc stderr (tail) ---\n{}", self.stderr_tail()),
+                }
             }
         }
-        self.tail_shown = true;
-        panic!("{what}: not seen within {STEP:?}; events seen: {seen:#?}\n--- aiortc stderr (tail) ---\n{}", self.stderr_tail());
     }
 
     /// The next data-channel message from aiortc: (data, binary).

@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Longest wait for any one step (Chromium's start-up included in the first).
@@ -76,21 +76,13 @@ impl Browser {
 
     /// Waits for the first event of `t` matching `pred`; panics with `what`, the events seen
     /// and Chromium's stderr tail.
-    fn expect(&mut self, t: &Transport, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + STEP;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Some(e) = t.poll_event(Some(Duration::from_millis(50))).unwrap() {
-                if pred(&e) {
-                    return e;
-                }
-                seen.push(e);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("chromium exited ({status}) while waiting for {what}; events seen: {seen:#?}\n--- chromium stderr ---\n{}", self.stderr_tail());
-            }
+    fn expect(&mut self, t: &Transport, what: &str, pred: impl FnMut(&Event) -> bool) -> Event {
+        let child = &mut self.child;
+        match poll_until(t, STEP, pred, || child.try_wait().ok().flatten().map(|s| format!("chromium exited ({s})"))) {
+            Ok(e) => e,
+            Err((seen, Some(why))) => panic!("{why} while waiting for {what}; events seen: {seen:#?}\n--- chromium stderr ---\n{}", self.stderr_tail()),
+            Err((seen, None)) => panic!("{what}: not seen within {STEP:?}; events seen: {seen:#?}\n--- chromium stderr (tail) ---\n{}", self.stderr_tail()),
         }
-        panic!("{what}: not seen within {STEP:?}; events seen: {seen:#?}\n--- chromium stderr (tail) ---\n{}", self.stderr_tail());
     }
 
     /// The next data-channel message from the browser, as text.

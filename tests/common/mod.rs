@@ -30,18 +30,32 @@ pub fn transport(url: &str, id: &str) -> Transport {
 }
 
 /// Polls until `pred` matches, returning the matching event; panics with the events seen.
-pub fn wait_for(t: &Transport, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    let deadline = Instant::now() + TIMEOUT;
+pub fn wait_for(t: &Transport, pred: impl FnMut(&Event) -> bool) -> Event {
+    poll_until(t, TIMEOUT, pred, || None).unwrap_or_else(|(seen, _)| panic!("{}: event not seen within {TIMEOUT:?}; saw {seen:#?}", t.local_peer_id()))
+}
+
+/// Polls until `pred` matches (the event), `timeout` passes or `stop` gives a reason to give up
+/// (e.g. a peer process exited): then the events seen and that reason.
+pub fn poll_until(
+    t: &Transport,
+    timeout: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+    mut stop: impl FnMut() -> Option<String>,
+) -> Result<Event, (Vec<Event>, Option<String>)> {
+    let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         if let Some(e) = t.poll_event(Some(Duration::from_millis(50))).unwrap() {
             if pred(&e) {
-                return e;
+                return Ok(e);
             }
             seen.push(e);
         }
+        if let Some(reason) = stop() {
+            return Err((seen, Some(reason)));
+        }
     }
-    panic!("{}: event not seen within {TIMEOUT:?}; saw {seen:#?}", t.local_peer_id());
+    Err((seen, None))
 }
 
 /// Collects every event for `d`.
