@@ -59,6 +59,14 @@ impl ChannelOptions {
     }
 }
 
+/// Refuses a message larger than we send (see `peer::MAX_SEND_MESSAGE_SIZE`).
+pub(crate) fn check_message_size(len: usize) -> Result<()> {
+    if len > MAX_SEND_MESSAGE_SIZE {
+        return Err(Error::InvalidArgument(format!("message of {len} bytes exceeds the maximum of {MAX_SEND_MESSAGE_SIZE}")));
+    }
+    Ok(())
+}
+
 /// What the application can see of a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelInfo {
@@ -125,9 +133,7 @@ impl Channel {
     }
 
     pub async fn send(&self, data: &[u8], binary: bool) -> Result<()> {
-        if data.len() > MAX_SEND_MESSAGE_SIZE {
-            return Err(Error::InvalidArgument(format!("message of {} bytes exceeds the maximum of {MAX_SEND_MESSAGE_SIZE}", data.len())));
-        }
+        check_message_size(data.len())?;
         let raw = self.raw()?;
         raw.write_data_channel(&Bytes::copy_from_slice(data), !binary)
             .await

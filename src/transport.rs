@@ -403,6 +403,7 @@ impl Transport {
     /// Sends on the default channel of each connected peer of `target`; returns how many peers
     /// it went to. A peer whose default channel is not open yet is skipped.
     pub fn send_data(&self, target: Target<'_>, data: &[u8], binary: bool) -> Result<usize> {
+        crate::datachannel::check_message_size(data.len())?;
         let channels: Vec<Arc<Channel>> = {
             let st = self.inner.state.lock().unwrap();
             let ids: Vec<String> = match target {
@@ -433,11 +434,14 @@ impl Transport {
             for ch in channels {
                 match ch.send(data, binary).await {
                     Ok(()) => sent += 1,
+                    // One named peer: its failure is the caller's answer.
+                    Err(e) if matches!(target, Target::Peer(_)) => return Err(e),
+                    // A broadcast goes on to the others; the count tells who got it.
                     Err(e) => tracing::warn!(target: TARGET, peer = %ch.peer_id, error = %e, "broadcast send failed"),
                 }
             }
-            sent
-        })
+            Ok(sent)
+        })?
     }
 
     pub fn stats(&self) -> TransportStats {

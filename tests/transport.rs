@@ -212,6 +212,9 @@ fn sessions_target_broadcasts() {
     assert_eq!(next_message(&y).1, b"to all");
     assert_eq!(next_message(&x).1, b"to all");
     assert_eq!(hub.send_data(Target::Peer("sy"), b"just y", true).unwrap(), 1);
+    let too_big = vec![0u8; 64 * 1024 + 1];
+    assert!(matches!(hub.send_data(Target::All, &too_big, true), Err(Error::InvalidArgument(_))));
+    assert!(matches!(hub.send_data(Target::Peer("sy"), &too_big, true), Err(Error::InvalidArgument(_))));
     assert_eq!(next_message(&y).1, b"just y");
     hub.remove_session_peer("room", "sx").unwrap();
     assert_eq!(hub.send_data(Target::Session("room"), b"nobody", false).unwrap(), 0);
