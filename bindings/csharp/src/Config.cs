@@ -1,0 +1,136 @@
+// Transport configuration, serialised to the library's JSON by hand (no external packages).
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Text;
+
+namespace RemoteMedia.WebRtc
+{
+    public sealed class TurnServer
+    {
+        public string Url, Username, Credential;
+        public TurnServer() { }
+        public TurnServer(string url, string username, string credential) { Url = url; Username = username; Credential = credential; }
+    }
+
+    /// <summary>
+    /// Fields of rmw_transport_new's JSON (see docs/ARCHITECTURE.md). Null fields are left out
+    /// and take the library's defaults.
+    /// </summary>
+    public sealed class TransportConfig
+    {
+        public string SignalingUrl;           // "ws://127.0.0.1:8080"
+        public string PeerId;                 // random
+        public string IcePolicy;              // "all" | "loopback" | "relay"
+        public string[] StunServers;
+        public TurnServer[] TurnServers;
+        public int? MaxPeers;                 // 10
+        public bool? AutoAnswer;              // true
+        public bool? EnableDataChannel;       // true
+        public int? EventQueueCapacity;       // 8192
+        public int? WorkerThreads;            // 2
+        public int? IceDisconnectedTimeoutMs; // 5000
+        public int? IceFailedTimeoutMs;       // 25000
+        public int? IceKeepaliveIntervalMs;   // 2000
+        public int? ReconnectInitialMs;       // 100
+        public int? ReconnectMaxMs;           // 5000
+        public string AudioCodec, VideoCodec;
+        /// <summary>JSON object sent with "announce" (raw JSON text, e.g. "{\"role\":\"bot\"}").</summary>
+        public string CapabilitiesJson;
+        /// <summary>Any other field: name → raw JSON value (e.g. "jitter_buffer_size_ms" → "80").</summary>
+        public Dictionary<string, string> RawFields = new Dictionary<string, string>();
+
+        public string ToJson()
+        {
+            var sb = new StringBuilder("{");
+            bool first = true;
+            Action<string, string> raw = (name, value) =>
+            {
+                if (value == null) return;
+                if (!first) sb.Append(',');
+                first = false;
+                Json.String(sb, name);
+                sb.Append(':').Append(value);
+            };
+            raw("signaling_url", Json.Str(SignalingUrl));
+            raw("peer_id", Json.Str(PeerId));
+            raw("ice_policy", Json.Str(IcePolicy));
+            if (StunServers != null)
+            {
+                var a = new StringBuilder("[");
+                for (int i = 0; i < StunServers.Length; i++) { if (i > 0) a.Append(','); Json.String(a, StunServers[i]); }
+                raw("stun_servers", a.Append(']').ToString());
+            }
+            if (TurnServers != null)
+            {
+                var a = new StringBuilder("[");
+                for (int i = 0; i < TurnServers.Length; i++)
+                {
+                    var t = TurnServers[i];
+                    if (i > 0) a.Append(',');
+                    a.Append("{\"url\":"); Json.String(a, t.Url);
+                    a.Append(",\"username\":"); Json.String(a, t.Username);
+                    a.Append(",\"credential\":"); Json.String(a, t.Credential);
+                    a.Append('}');
+                }
+                raw("turn_servers", a.Append(']').ToString());
+            }
+            raw("max_peers", Json.Int(MaxPeers));
+            raw("auto_answer", Json.Bool(AutoAnswer));
+            raw("enable_data_channel", Json.Bool(EnableDataChannel));
+            raw("event_queue_capacity", Json.Int(EventQueueCapacity));
+            raw("worker_threads", Json.Int(WorkerThreads));
+            raw("ice_disconnected_timeout_ms", Json.Int(IceDisconnectedTimeoutMs));
+            raw("ice_failed_timeout_ms", Json.Int(IceFailedTimeoutMs));
+            raw("ice_keepalive_interval_ms", Json.Int(IceKeepaliveIntervalMs));
+            raw("reconnect_initial_ms", Json.Int(ReconnectInitialMs));
+            raw("reconnect_max_ms", Json.Int(ReconnectMaxMs));
+            raw("audio_codec", Json.Str(AudioCodec));
+            raw("video_codec", Json.Str(VideoCodec));
+            raw("capabilities", CapabilitiesJson);
+            if (RawFields != null)
+                foreach (var kv in RawFields) raw(kv.Key, kv.Value);
+            return sb.Append('}').ToString();
+        }
+
+        public override string ToString() { return ToJson(); }
+    }
+
+    internal static class Json
+    {
+        public static string Str(string s)
+        {
+            if (s == null) return null;
+            var sb = new StringBuilder();
+            String(sb, s);
+            return sb.ToString();
+        }
+
+        public static string Int(int? v) { return v.HasValue ? v.Value.ToString(CultureInfo.InvariantCulture) : null; }
+        public static string Bool(bool? v) { return v.HasValue ? (v.Value ? "true" : "false") : null; }
+
+        public static void String(StringBuilder sb, string s)
+        {
+            if (s == null) { sb.Append("null"); return; }
+            sb.Append('"');
+            foreach (char c in s)
+            {
+                switch (c)
+                {
+                    case '"': sb.Append("\\\""); break;
+                    case '\\': sb.Append("\\\\"); break;
+                    case '\n': sb.Append("\\n"); break;
+                    case '\r': sb.Append("\\r"); break;
+                    case '\t': sb.Append("\\t"); break;
+                    case '\b': sb.Append("\\b"); break;
+                    case '\f': sb.Append("\\f"); break;
+                    default:
+                        if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                        else sb.Append(c);
+                        break;
+                }
+            }
+            sb.Append('"');
+        }
+    }
+}

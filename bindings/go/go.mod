@@ -1,0 +1,3 @@
+module github.com/remotemedia/remotemedia-webrtc/bindings/go
+
+go 1.21
