@@ -357,8 +357,11 @@ void rmw_event_release(rmw_event_t *event);
 
 /*
  Sets the callback that receives every event of this transport on its event thread
- (started on first use), or with `callback` NULL goes back to polling. Events queued
- before the callback was set are delivered to it first.
+ (started on first use), or with `callback` NULL goes back to polling (events not yet
+ delivered stay queued for `rmw_transport_poll_event`). Events queued before the callback
+ was set are delivered to it first. Unless called from inside a callback, returns after a
+ callback in progress has returned: the previous callback and its `user_data` are not used
+ afterwards.
  */
 rmw_status_t rmw_transport_set_event_callback(rmw_transport_t transport,
                                               rmw_event_callback_t callback,

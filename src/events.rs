@@ -129,6 +129,10 @@ impl EventQueue {
         self.ready.notify_all();
     }
 
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().unwrap().closed
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

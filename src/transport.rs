@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -70,8 +70,24 @@ pub struct Transport {
     inner: Arc<Inner>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
-    handler: Arc<RwLock<Option<Arc<Mutex<EventHandler>>>>>,
-    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    dispatch: Arc<Dispatch>,
+}
+
+/// The application's event handler and the thread that runs it.
+#[derive(Default)]
+struct Dispatch {
+    handler: Mutex<Option<Arc<Mutex<EventHandler>>>>,
+    changed: Condvar,
+    /// Held by the event thread from taking an event until its handler returns, so that
+    /// clearing or replacing the handler can wait for a call in progress.
+    busy: Mutex<()>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Dispatch {
+    fn on_event_thread(&self) -> bool {
+        self.thread.lock().unwrap().as_ref().is_some_and(|t| t.thread().id() == std::thread::current().id())
+    }
 }
 
 struct Inner {
@@ -185,8 +201,7 @@ impl Transport {
             inner,
             runtime: Mutex::new(Some(runtime)),
             handle,
-            handler: Arc::new(RwLock::new(None)),
-            dispatcher: Mutex::new(None),
+            dispatch: Arc::new(Dispatch::default()),
         })
     }
 
@@ -218,23 +233,28 @@ impl Transport {
         }
     }
 
-    /// Runs `handler` for every event on a dispatcher thread of this transport (started on
-    /// first use). `None` goes back to polling. The handler may call any method, `close`
-    /// included.
+    /// Runs `handler` for every event on this transport's event thread (started on first
+    /// use). `None` goes back to polling: events not yet handed to the handler stay queued.
+    /// Unless called from inside the handler, returns after a handler call in progress has
+    /// finished, so the old handler is not called afterwards. The handler may call any
+    /// method, `close` included.
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("transport is closed".into()));
         }
         let enable = handler.is_some();
-        *self.handler.write().unwrap() = handler.map(|h| Arc::new(Mutex::new(h)));
-        let mut d = self.dispatcher.lock().unwrap();
-        if enable && d.is_none() {
-            let events = self.inner.events.clone();
-            let slot = self.handler.clone();
-            *d = Some(
+        *self.dispatch.handler.lock().unwrap() = handler.map(|h| Arc::new(Mutex::new(h)));
+        self.dispatch.changed.notify_all();
+        if !self.dispatch.on_event_thread() {
+            drop(self.dispatch.busy.lock().unwrap());
+        }
+        let mut thread = self.dispatch.thread.lock().unwrap();
+        if enable && thread.is_none() {
+            let (events, dispatch) = (self.inner.events.clone(), self.dispatch.clone());
+            *thread = Some(
                 std::thread::Builder::new()
                     .name("rmw-events".into())
-                    .spawn(move || dispatch_loop(events, slot))
+                    .spawn(move || dispatch_loop(events, dispatch))
                     .map_err(|e| Error::Io(format!("spawn event thread: {e}")))?,
             );
         }
@@ -480,11 +500,12 @@ impl Transport {
             self.handle.block_on(shutdown);
         }
         self.inner.events.close();
-        *self.handler.write().unwrap() = None;
-        let dispatcher = self.dispatcher.lock().unwrap().take();
-        if let Some(d) = dispatcher {
-            if d.thread().id() != std::thread::current().id() {
-                let _ = d.join();
+        *self.dispatch.handler.lock().unwrap() = None;
+        self.dispatch.changed.notify_all();
+        let thread = self.dispatch.thread.lock().unwrap().take();
+        if let Some(t) = thread {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
             }
         }
         if let Some(rt) = self.runtime.lock().unwrap().take() {
@@ -504,19 +525,25 @@ impl Drop for Transport {
     }
 }
 
-fn dispatch_loop(events: Arc<EventQueue>, slot: Arc<RwLock<Option<Arc<Mutex<EventHandler>>>>>) {
+fn dispatch_loop(events: Arc<EventQueue>, d: Arc<Dispatch>) {
     loop {
-        match events.pop(None) {
+        // Take no event while no handler is set: the application is polling.
+        {
+            let mut h = d.handler.lock().unwrap();
+            while h.is_none() {
+                if events.is_closed() {
+                    return;
+                }
+                h = d.changed.wait_timeout(h, Duration::from_millis(50)).unwrap().0;
+            }
+        }
+        let _busy = d.busy.lock().unwrap();
+        // Clone the handler out so the handler itself may replace it or close the transport.
+        let Some(h) = d.handler.lock().unwrap().clone() else { continue };
+        match events.pop(Some(Duration::from_millis(20))) {
             Pop::Closed => return,
             Pop::Timeout => continue,
-            Pop::Event(ev) => {
-                // Clone the handler out so the handler itself may replace it or close the transport.
-                let h = slot.read().unwrap().clone();
-                if let Some(h) = h {
-                    let mut f = h.lock().unwrap();
-                    (f)(ev);
-                }
-            }
+            Pop::Event(ev) => (h.lock().unwrap())(ev),
         }
     }
 }

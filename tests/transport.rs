@@ -139,6 +139,30 @@ fn max_peers_is_enforced_both_ways() {
 }
 
 #[test]
+fn handler_then_polling_loses_no_event() {
+    let s = server();
+    let (a, b) = (transport(&s.url(), "ha"), transport(&s.url(), "hb"));
+    let (ca, _) = connect(&a, &b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    b.set_event_handler(Some(Box::new(move |e| {
+        if let Event::DataChannelMessage { data, .. } = e {
+            let _ = tx.send(data.to_vec());
+        }
+    })))
+    .unwrap();
+    a.send_on_channel(ca, b"to the handler", false).unwrap();
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), b"to the handler");
+    b.set_event_handler(None).unwrap();
+    for i in 0..20u8 {
+        a.send_on_channel(ca, &[i], true).unwrap();
+    }
+    for i in 0..20u8 {
+        assert_eq!(next_message(&b).1, vec![i], "an event went to the cleared handler");
+    }
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
 fn offering_to_an_unknown_peer_fails_at_once() {
     let s = server();
     let a = transport(&s.url(), "lonely");

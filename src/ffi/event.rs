@@ -159,8 +159,11 @@ struct UserData(*mut c_void);
 unsafe impl Send for UserData {}
 
 /// Sets the callback that receives every event of this transport on its event thread
-/// (started on first use), or with `callback` NULL goes back to polling. Events queued
-/// before the callback was set are delivered to it first.
+/// (started on first use), or with `callback` NULL goes back to polling (events not yet
+/// delivered stay queued for `rmw_transport_poll_event`). Events queued before the callback
+/// was set are delivered to it first. Unless called from inside a callback, returns after a
+/// callback in progress has returned: the previous callback and its `user_data` are not used
+/// afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_set_event_callback(
     transport: rmw_transport_t,
