@@ -3,7 +3,7 @@
 #
 #   PREFIX/lib/libremotemedia_webrtc.so.X.Y.Z  (+ .so.MAJOR and .so symlinks)
 #   PREFIX/lib/libremotemedia_webrtc.a
-#   PREFIX/include/remotemedia_webrtc.h
+#   PREFIX/include/remotemedia_webrtc.h, remotemedia_webrtc.hpp (C++17 wrapper)
 #   PREFIX/lib/pkgconfig/remotemedia_webrtc.pc
 #   PREFIX/lib/cmake/RemoteMediaWebRTC/RemoteMediaWebRTCConfig.cmake (+ ConfigVersion)
 #
@@ -83,6 +83,7 @@ ln -sfn "lib$name.so.$version" "$libdir/lib$name.so.$major"
 ln -sfn "lib$name.so.$major" "$libdir/lib$name.so"
 install -m 644 "$a" "$libdir/lib$name.a"
 install -m 644 "$header" "$dest/include/$name.h"
+install -m 644 "$repo/include/$name.hpp" "$dest/include/$name.hpp"
 
 cat > "$libdir/pkgconfig/$name.pc" <<EOF
 prefix=${prefix:-/}

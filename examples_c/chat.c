@@ -131,11 +131,12 @@ static void on_bob_event(const rmw_event_t *ev, void *user_data) {
             else
                 b->texts_received++;
         } else {
+            /* One printf per line: alice prints from another thread meanwhile. */
+            char hex[3 * 64 + 1] = "";
             size_t i;
-            printf("bob got binary (%u bytes):", (unsigned)ev->len);
-            for (i = 0; i < ev->len; i++)
-                printf(" %02x", ev->data[i]);
-            printf("\n");
+            for (i = 0; i < ev->len && i < 64; i++)
+                snprintf(hex + 3 * i, sizeof hex - 3 * i, " %02x", ev->data[i]);
+            printf("bob got binary (%u bytes):%s\n", (unsigned)ev->len, hex);
             if (ev->len != sizeof BINARY || memcmp(ev->data, BINARY, sizeof BINARY) != 0)
                 bob_fail(b, "bob: binary message corrupted", NULL);
             else

@@ -1,0 +1,672 @@
+/*
+ * remotemedia_webrtc.hpp: header-only C++17 wrapper of <remotemedia_webrtc.h>.
+ *
+ *   rmw::SignalingServer  owns a running signaling server (stopped by the destructor)
+ *   rmw::Transport        owns a transport (freed by the destructor) and its event callback
+ *   rmw::DataChannel      a non-owning handle value (valid while its transport lives and
+ *                         until its close event)
+ *   rmw::Event            an owned copy of one event (strings and payload copied)
+ *   rmw::Error            thrown by every failing call: status() and the library's
+ *                         rmw_last_error_message() in what()
+ *
+ * Owning classes are move-only; a moved-from (or default-constructed) object holds no handle,
+ * its destructor does nothing and its other methods throw rmw::Error(RMW_ERR_INVALID_HANDLE).
+ * Destructors never throw. Strings are taken as std::string_view and copied to add the NUL;
+ * a string containing a NUL byte is refused with RMW_ERR_INVALID_ARGUMENT.
+ *
+ * Threads: like the C API, every call may be made from any thread, including from inside
+ * the event callback (destroying the Transport from its own callback included). The usual
+ * C++ rule applies to the wrapper objects themselves: do not move, assign or destroy an
+ * object while another thread is using it, and do not call set_callback() concurrently
+ * with itself.
+ *
+ * Build: c++ -std=c++17 app.cpp $(pkg-config --cflags --libs remotemedia_webrtc) -pthread
+ */
+#ifndef REMOTEMEDIA_WEBRTC_HPP
+#define REMOTEMEDIA_WEBRTC_HPP
+
+#include "remotemedia_webrtc.h"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rmw {
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+/// Thrown by every failing call. what() is the library's rmw_last_error_message() (which names
+/// the C function), then the status name: "rmw_transport_connect_peer: ... [RMW_ERR_NOT_FOUND]".
+class Error : public std::runtime_error {
+public:
+    Error(rmw_status_t status, const std::string &what) : std::runtime_error(what), status_(status) {}
+
+    /// The C status (RMW_ERR_*).
+    rmw_status_t status() const noexcept { return status_; }
+    /// Its name, e.g. "RMW_ERR_NOT_FOUND".
+    const char *status_name() const noexcept { return rmw_status_string(static_cast<int32_t>(status_)); }
+
+private:
+    rmw_status_t status_;
+};
+
+namespace detail {
+
+/// Throws rmw::Error for a failed status, with the calling thread's last error text.
+inline void check(rmw_status_t status, const char *function) {
+    if (status == RMW_OK)
+        return;
+    const char *message = rmw_last_error_message();
+    std::string what = message != nullptr ? message : "";
+    const std::string prefix = std::string(function) + ": ";
+    if (what.compare(0, prefix.size(), prefix) != 0)
+        what.insert(0, prefix);
+    what += " [";
+    what += rmw_status_string(static_cast<int32_t>(status));
+    what += ']';
+    throw Error(status, what);
+}
+
+/// A NUL-terminated copy of `s`; refuses embedded NUL bytes (they would truncate silently).
+inline std::string c_string(std::string_view s, const char *what) {
+    if (s.find('\0') != std::string_view::npos)
+        throw Error(RMW_ERR_INVALID_ARGUMENT, std::string(what) + ": a string argument contains a NUL byte [RMW_ERR_INVALID_ARGUMENT]");
+    return std::string(s);
+}
+
+/// Runs a size-query call `f(buf, &len)` until the buffer is large enough.
+template <class F>
+std::string query_string(F &&f, const char *function) {
+    std::string buf(256, '\0');
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        size_t len = buf.size();
+        rmw_status_t st = f(&buf[0], &len);
+        if (st == RMW_OK) {
+            buf.resize(len > 0 ? len - 1 : 0);
+            return buf;
+        }
+        if (st != RMW_ERR_BUFFER_TOO_SMALL)
+            check(st, function);
+        buf.assign(len, '\0'); /* len: the size needed, NUL included; it may grow meanwhile */
+    }
+    throw Error(RMW_ERR_INTERNAL, std::string(function) + ": the result keeps growing [RMW_ERR_INTERNAL]");
+}
+
+inline const char *opt_c_str(const std::string &s) { return s.empty() ? nullptr : s.c_str(); }
+
+inline void append_json_string(std::string &out, std::string_view s) {
+    out += '"';
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char esc[8];
+                std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                out += esc;
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
+}
+
+inline int32_t to_timeout_ms(std::chrono::milliseconds timeout) {
+    auto ms = timeout.count();
+    if (ms < 0)
+        return -1;
+    if (ms > std::numeric_limits<int32_t>::max())
+        return std::numeric_limits<int32_t>::max();
+    return static_cast<int32_t>(ms);
+}
+
+} // namespace detail
+
+/* ---- small value types ------------------------------------------------------------------- */
+
+enum class EventKind : int {
+    None = RMW_EVENT_NONE,
+    SignalingConnected = RMW_EVENT_SIGNALING_CONNECTED,
+    SignalingDisconnected = RMW_EVENT_SIGNALING_DISCONNECTED,
+    PeerDiscovered = RMW_EVENT_PEER_DISCOVERED,
+    PeerLeft = RMW_EVENT_PEER_LEFT,
+    PeerOffer = RMW_EVENT_PEER_OFFER,
+    PeerStateChanged = RMW_EVENT_PEER_STATE_CHANGED,
+    DataChannelOpen = RMW_EVENT_DATA_CHANNEL_OPEN,
+    DataChannelClose = RMW_EVENT_DATA_CHANNEL_CLOSE,
+    DataChannelMessage = RMW_EVENT_DATA_CHANNEL_MESSAGE,
+    DataChannelBufferedAmountLow = RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW,
+    Error = RMW_EVENT_ERROR,
+};
+
+enum class PeerState : int {
+    New = RMW_PEER_NEW,
+    Connecting = RMW_PEER_CONNECTING,
+    Connected = RMW_PEER_CONNECTED,
+    Disconnected = RMW_PEER_DISCONNECTED,
+    Failed = RMW_PEER_FAILED,
+    Closed = RMW_PEER_CLOSED,
+};
+
+inline const char *to_string(EventKind k) noexcept {
+    switch (k) {
+    case EventKind::None: return "none";
+    case EventKind::SignalingConnected: return "signaling_connected";
+    case EventKind::SignalingDisconnected: return "signaling_disconnected";
+    case EventKind::PeerDiscovered: return "peer_discovered";
+    case EventKind::PeerLeft: return "peer_left";
+    case EventKind::PeerOffer: return "peer_offer";
+    case EventKind::PeerStateChanged: return "peer_state_changed";
+    case EventKind::DataChannelOpen: return "data_channel_open";
+    case EventKind::DataChannelClose: return "data_channel_close";
+    case EventKind::DataChannelMessage: return "data_channel_message";
+    case EventKind::DataChannelBufferedAmountLow: return "data_channel_buffered_amount_low";
+    case EventKind::Error: return "error";
+    }
+    return "unknown";
+}
+
+inline const char *to_string(PeerState s) noexcept {
+    switch (s) {
+    case PeerState::New: return "new";
+    case PeerState::Connecting: return "connecting";
+    case PeerState::Connected: return "connected";
+    case PeerState::Disconnected: return "disconnected";
+    case PeerState::Failed: return "failed";
+    case PeerState::Closed: return "closed";
+    }
+    return "unknown";
+}
+
+/// Reliability of a data channel (W3C RTCDataChannelInit). -1: unlimited.
+struct DataChannelOptions {
+    bool ordered = true;
+    int32_t max_retransmits = -1;
+    int32_t max_packet_lifetime_ms = -1;
+
+    rmw_data_channel_options_t to_c() const noexcept {
+        rmw_data_channel_options_t o = rmw_data_channel_options_default();
+        o.ordered = ordered;
+        o.max_retransmits = max_retransmits;
+        o.max_packet_lifetime_ms = max_packet_lifetime_ms;
+        return o;
+    }
+};
+
+/// A data channel handle: a plain value, owned by its transport. Valid until its close event
+/// has been delivered or its transport is freed; afterwards calls throw RMW_ERR_INVALID_HANDLE.
+class DataChannel {
+public:
+    DataChannel() noexcept = default;
+    explicit DataChannel(rmw_data_channel_t handle) noexcept : handle_(handle) {}
+
+    rmw_data_channel_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+    friend bool operator==(const DataChannel &a, const DataChannel &b) noexcept { return a.handle_ == b.handle_; }
+    friend bool operator!=(const DataChannel &a, const DataChannel &b) noexcept { return a.handle_ != b.handle_; }
+
+    /// Sends one message (at most RMW_MAX_MESSAGE_SIZE bytes); RMW_ERR_NOT_CONNECTED before open.
+    void send(const void *data, size_t len, bool binary) const {
+        detail::check(rmw_data_channel_send(handle_, static_cast<const uint8_t *>(data), len, binary),
+                      "rmw_data_channel_send");
+    }
+    /// Sends text (UTF-8).
+    void send(std::string_view text) const { send(text.data(), text.size(), false); }
+    /// Sends binary data.
+    void send(const std::vector<uint8_t> &bytes) const { send(bytes.data(), bytes.size(), true); }
+
+    uint64_t buffered_amount() const {
+        uint64_t out = 0;
+        detail::check(rmw_data_channel_buffered_amount(handle_, &out), "rmw_data_channel_buffered_amount");
+        return out;
+    }
+    void set_buffered_amount_low_threshold(uint64_t threshold) const {
+        detail::check(rmw_data_channel_set_buffered_amount_low_threshold(handle_, threshold),
+                      "rmw_data_channel_set_buffered_amount_low_threshold");
+    }
+    std::string label() const {
+        const rmw_data_channel_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_data_channel_label(h, buf, len); },
+                                    "rmw_data_channel_label");
+    }
+    /// Closes the channel on both sides; a DataChannelClose event follows.
+    void close() const { detail::check(rmw_data_channel_close(handle_), "rmw_data_channel_close"); }
+
+private:
+    rmw_data_channel_t handle_ = 0;
+};
+
+/// An owned copy of one event: stays valid after the callback returns / the C event is released.
+/// Fields that do not apply to the kind are empty / 0.
+struct Event {
+    EventKind kind = EventKind::None;
+    std::string peer_id;
+    PeerState peer_state = PeerState::New;
+    DataChannel channel;
+    std::string label;
+    std::vector<uint8_t> data;
+    bool binary = false;
+    std::string message;
+
+    /// The payload as a string (text messages are UTF-8).
+    std::string text() const { return std::string(data.begin(), data.end()); }
+
+    static Event from_c(const rmw_event_t &e) {
+        Event ev;
+        ev.kind = static_cast<EventKind>(e.kind);
+        if (e.peer_id != nullptr)
+            ev.peer_id = e.peer_id;
+        ev.peer_state = static_cast<PeerState>(e.peer_state);
+        ev.channel = DataChannel(e.channel);
+        if (e.label != nullptr)
+            ev.label = e.label;
+        if (e.data != nullptr && e.len > 0)
+            ev.data.assign(e.data, e.data + e.len);
+        ev.binary = e.binary;
+        if (e.message != nullptr)
+            ev.message = e.message;
+        return ev;
+    }
+};
+
+/* ---- signaling server -------------------------------------------------------------------- */
+
+/// The bundled signaling server, run in-process. Move-only; the destructor stops it.
+class SignalingServer {
+public:
+    SignalingServer() noexcept = default;
+    /// Starts on `bind_addr` ("127.0.0.1:0" picks a free port); returns once bound.
+    explicit SignalingServer(std::string_view bind_addr, size_t max_message_bytes = 0) {
+        const std::string addr = detail::c_string(bind_addr, "rmw_signaling_server_start");
+        detail::check(rmw_signaling_server_start(addr.c_str(), max_message_bytes, &handle_),
+                      "rmw_signaling_server_start");
+    }
+    static SignalingServer start(std::string_view bind_addr = "127.0.0.1:0", size_t max_message_bytes = 0) {
+        return SignalingServer(bind_addr, max_message_bytes);
+    }
+
+    SignalingServer(const SignalingServer &) = delete;
+    SignalingServer &operator=(const SignalingServer &) = delete;
+    SignalingServer(SignalingServer &&o) noexcept : handle_(std::exchange(o.handle_, 0)) {}
+    SignalingServer &operator=(SignalingServer &&o) noexcept {
+        if (this != &o) {
+            reset();
+            handle_ = std::exchange(o.handle_, 0);
+        }
+        return *this;
+    }
+    ~SignalingServer() { reset(); }
+
+    rmw_signaling_server_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+
+    uint16_t port() const {
+        uint16_t out = 0;
+        detail::check(rmw_signaling_server_port(handle_, &out), "rmw_signaling_server_port");
+        return out;
+    }
+    /// "ws://host:port".
+    std::string url() const {
+        const rmw_signaling_server_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_signaling_server_url(h, buf, len); },
+                                    "rmw_signaling_server_url");
+    }
+    /// Stops the server now, reporting errors (the destructor ignores them). No-op when empty.
+    void stop() {
+        detail::check(rmw_signaling_server_stop(std::exchange(handle_, 0)), "rmw_signaling_server_stop");
+    }
+
+private:
+    void reset() noexcept { (void)rmw_signaling_server_stop(std::exchange(handle_, 0)); }
+
+    rmw_signaling_server_t handle_ = 0;
+};
+
+/* ---- transport --------------------------------------------------------------------------- */
+
+/// A few common configuration fields; to_json() renders what rmw_transport_new() takes.
+/// Unset fields keep the library's defaults; `extra_json` (e.g. "\"max_peers\":4") is
+/// appended verbatim for the others (see docs/ARCHITECTURE.md).
+struct Config {
+    std::string signaling_url{};           // default ws://127.0.0.1:8080
+    std::string peer_id{};                 // default: random
+    std::string ice_policy{};              // "all" | "loopback" | "relay"
+    std::vector<std::string> stun_servers{};
+    std::optional<uint32_t> max_peers{};
+    std::optional<bool> auto_answer{};
+    std::optional<uint32_t> event_queue_capacity{};
+    std::string extra_json{};
+
+    std::string to_json() const {
+        std::string j = "{";
+        auto key = [&j](const char *k) {
+            if (j.size() > 1)
+                j += ',';
+            detail::append_json_string(j, k);
+            j += ':';
+        };
+        if (!signaling_url.empty()) {
+            key("signaling_url");
+            detail::append_json_string(j, signaling_url);
+        }
+        if (!peer_id.empty()) {
+            key("peer_id");
+            detail::append_json_string(j, peer_id);
+        }
+        if (!ice_policy.empty()) {
+            key("ice_policy");
+            detail::append_json_string(j, ice_policy);
+        }
+        if (!stun_servers.empty()) {
+            key("stun_servers");
+            j += '[';
+            for (size_t i = 0; i < stun_servers.size(); ++i) {
+                if (i > 0)
+                    j += ',';
+                detail::append_json_string(j, stun_servers[i]);
+            }
+            j += ']';
+        }
+        if (max_peers) {
+            key("max_peers");
+            j += std::to_string(*max_peers);
+        }
+        if (auto_answer) {
+            key("auto_answer");
+            j += *auto_answer ? "true" : "false";
+        }
+        if (event_queue_capacity) {
+            key("event_queue_capacity");
+            j += std::to_string(*event_queue_capacity);
+        }
+        if (!extra_json.empty()) {
+            if (j.size() > 1)
+                j += ',';
+            j += extra_json;
+        }
+        j += '}';
+        return j;
+    }
+};
+
+/// One identity on a signaling server and its peer connections. Move-only; the destructor
+/// frees the transport (closing its peers and channels) and then the event callback.
+class Transport {
+public:
+    using Callback = std::function<void(const Event &)>;
+
+    /// No transport (like a moved-from one).
+    Transport() noexcept = default;
+    /// From a JSON configuration ("" for the defaults); connecting to signaling starts now.
+    explicit Transport(std::string_view config_json) {
+        const std::string cfg = detail::c_string(config_json, "rmw_transport_new");
+        detail::check(rmw_transport_new(cfg.c_str(), &handle_), "rmw_transport_new");
+    }
+    explicit Transport(const Config &config) : Transport(std::string_view(config.to_json())) {}
+
+    Transport(const Transport &) = delete;
+    Transport &operator=(const Transport &) = delete;
+    Transport(Transport &&o) noexcept
+        : handle_(std::exchange(o.handle_, 0)), callbacks_(std::move(o.callbacks_)) {
+        o.callbacks_.clear();
+    }
+    Transport &operator=(Transport &&o) noexcept {
+        if (this != &o) {
+            reset();
+            handle_ = std::exchange(o.handle_, 0);
+            callbacks_ = std::move(o.callbacks_);
+            o.callbacks_.clear();
+        }
+        return *this;
+    }
+    ~Transport() { reset(); }
+
+    rmw_transport_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+
+    /// Frees the transport now, reporting errors (the destructor ignores them).
+    void close() {
+        const rmw_transport_t h = std::exchange(handle_, 0);
+        const rmw_status_t st = rmw_transport_free(h);
+        release_callbacks();
+        detail::check(st, "rmw_transport_free");
+    }
+
+    /* -- identity and peers -- */
+
+    std::string peer_id() const {
+        const rmw_transport_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_transport_peer_id(h, buf, len); },
+                                    "rmw_transport_peer_id");
+    }
+    /// Offers a connection (RMW_ERR_NOT_FOUND: unknown to the signaling server).
+    void connect_peer(std::string_view peer) const {
+        const std::string p = detail::c_string(peer, "rmw_transport_connect_peer");
+        detail::check(rmw_transport_connect_peer(handle_, p.c_str()), "rmw_transport_connect_peer");
+    }
+    void accept_peer(std::string_view peer) const {
+        const std::string p = detail::c_string(peer, "rmw_transport_accept_peer");
+        detail::check(rmw_transport_accept_peer(handle_, p.c_str()), "rmw_transport_accept_peer");
+    }
+    void disconnect_peer(std::string_view peer) const {
+        const std::string p = detail::c_string(peer, "rmw_transport_disconnect_peer");
+        detail::check(rmw_transport_disconnect_peer(handle_, p.c_str()), "rmw_transport_disconnect_peer");
+    }
+    PeerState peer_state(std::string_view peer) const {
+        const std::string p = detail::c_string(peer, "rmw_transport_peer_state");
+        rmw_peer_state_t out = RMW_PEER_NEW;
+        detail::check(rmw_transport_peer_state(handle_, p.c_str(), &out), "rmw_transport_peer_state");
+        return static_cast<PeerState>(out);
+    }
+    size_t peer_count(bool connected_only = false) const {
+        size_t out = 0;
+        detail::check(rmw_transport_peer_count(handle_, connected_only, &out), "rmw_transport_peer_count");
+        return out;
+    }
+    /// The peer connections as a JSON array.
+    std::string list_peers(bool connected_only = false) const {
+        const rmw_transport_t h = handle_;
+        return detail::query_string(
+            [h, connected_only](char *buf, size_t *len) { return rmw_transport_list_peers(h, connected_only, buf, len); },
+            "rmw_transport_list_peers");
+    }
+    /// Counters as JSON.
+    std::string stats_json() const {
+        const rmw_transport_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_transport_stats_json(h, buf, len); },
+                                    "rmw_transport_stats_json");
+    }
+
+    /* -- data -- */
+
+    /// Sends on the default "data" channel of `peer`, or of every connected peer when `peer`
+    /// is empty. Returns the number of peers it went to.
+    size_t send_data(std::string_view peer, const void *data, size_t len, bool binary) const {
+        const std::string p = detail::c_string(peer, "rmw_transport_send_data");
+        size_t sent_to = 0;
+        detail::check(rmw_transport_send_data(handle_, detail::opt_c_str(p), static_cast<const uint8_t *>(data), len,
+                                              binary, &sent_to),
+                      "rmw_transport_send_data");
+        return sent_to;
+    }
+    /// Sends text (UTF-8).
+    size_t send_data(std::string_view peer, std::string_view text) const {
+        return send_data(peer, text.data(), text.size(), false);
+    }
+    /// Sends binary data.
+    size_t send_data(std::string_view peer, const std::vector<uint8_t> &bytes) const {
+        return send_data(peer, bytes.data(), bytes.size(), true);
+    }
+
+    /// A new data channel to `peer`; usable after its DataChannelOpen event.
+    DataChannel create_data_channel(std::string_view peer, std::string_view label,
+                                    const DataChannelOptions &options = DataChannelOptions()) const {
+        const std::string p = detail::c_string(peer, "rmw_data_channel_create");
+        const std::string l = detail::c_string(label, "rmw_data_channel_create");
+        const rmw_data_channel_options_t o = options.to_c();
+        rmw_data_channel_t out = 0;
+        detail::check(rmw_data_channel_create(handle_, p.c_str(), l.c_str(), &o, &out), "rmw_data_channel_create");
+        return DataChannel(out);
+    }
+
+    /* -- sessions -- */
+
+    void create_session(std::string_view session) const {
+        const std::string s = detail::c_string(session, "rmw_session_create");
+        detail::check(rmw_session_create(handle_, s.c_str()), "rmw_session_create");
+    }
+    void remove_session(std::string_view session) const {
+        const std::string s = detail::c_string(session, "rmw_session_remove");
+        detail::check(rmw_session_remove(handle_, s.c_str()), "rmw_session_remove");
+    }
+    void add_session_peer(std::string_view session, std::string_view peer) const {
+        const std::string s = detail::c_string(session, "rmw_session_add_peer");
+        const std::string p = detail::c_string(peer, "rmw_session_add_peer");
+        detail::check(rmw_session_add_peer(handle_, s.c_str(), p.c_str()), "rmw_session_add_peer");
+    }
+    void remove_session_peer(std::string_view session, std::string_view peer) const {
+        const std::string s = detail::c_string(session, "rmw_session_remove_peer");
+        const std::string p = detail::c_string(peer, "rmw_session_remove_peer");
+        detail::check(rmw_session_remove_peer(handle_, s.c_str(), p.c_str()), "rmw_session_remove_peer");
+    }
+    /// One session as JSON.
+    std::string session(std::string_view session_id) const {
+        const std::string s = detail::c_string(session_id, "rmw_session_get");
+        const rmw_transport_t h = handle_;
+        return detail::query_string(
+            [h, &s](char *buf, size_t *len) { return rmw_session_get(h, s.c_str(), buf, len); }, "rmw_session_get");
+    }
+    /// Every session as a JSON array.
+    std::string list_sessions() const {
+        const rmw_transport_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_session_list(h, buf, len); },
+                                    "rmw_session_list");
+    }
+    /// Sends to every connected peer of the session; returns how many it went to.
+    size_t send_session_data(std::string_view session, const void *data, size_t len, bool binary) const {
+        const std::string s = detail::c_string(session, "rmw_session_send_data");
+        size_t sent_to = 0;
+        detail::check(
+            rmw_session_send_data(handle_, s.c_str(), static_cast<const uint8_t *>(data), len, binary, &sent_to),
+            "rmw_session_send_data");
+        return sent_to;
+    }
+    size_t send_session_data(std::string_view session, std::string_view text) const {
+        return send_session_data(session, text.data(), text.size(), false);
+    }
+    size_t send_session_data(std::string_view session, const std::vector<uint8_t> &bytes) const {
+        return send_session_data(session, bytes.data(), bytes.size(), true);
+    }
+
+    /* -- events -- */
+
+    /// Waits up to `timeout` (negative: until an event comes or the transport is freed) for
+    /// the next event; std::nullopt when none came. Do not poll while a callback is set.
+    std::optional<Event> poll(std::chrono::milliseconds timeout) const {
+        struct Guard {
+            rmw_event_t ev;
+            ~Guard() { rmw_event_release(&ev); }
+        } g;
+        std::memset(&g.ev, 0, sizeof g.ev);
+        const rmw_status_t st = rmw_transport_poll_event(handle_, &g.ev, detail::to_timeout_ms(timeout));
+        if (st == RMW_ERR_TIMEOUT)
+            return std::nullopt;
+        detail::check(st, "rmw_transport_poll_event");
+        return Event::from_c(g.ev);
+    }
+
+    /// Delivers every event to `callback` on the transport's event thread (events queued
+    /// before come first); an empty function goes back to polling. The callback must be
+    /// quick to return; exceptions escaping it are caught and reported on stderr (the C
+    /// library must never see them). It may call any method of this transport, replace the
+    /// callback, or destroy the Transport.
+    void set_callback(Callback callback) {
+        if (!callback) {
+            detail::check(rmw_transport_set_event_callback(handle_, nullptr, nullptr),
+                          "rmw_transport_set_event_callback");
+            return;
+        }
+        auto box = std::make_unique<Box>();
+        box->fn = std::move(callback);
+        callbacks_.reserve(callbacks_.size() + 1); /* no allocation failure after the C call */
+        detail::check(rmw_transport_set_event_callback(handle_, &Transport::trampoline, box.get()),
+                      "rmw_transport_set_event_callback");
+        /* Older callbacks are kept until the transport is freed: the C library does not say
+         * whether one of them is still running on the event thread right now. */
+        callbacks_.push_back(std::move(box));
+    }
+
+private:
+    struct Box {
+        Callback fn;
+        bool orphaned = false; /* the Transport is gone: the trampoline deletes the box */
+    };
+
+    /// The box whose callback runs on this thread (only ever set on an event thread).
+    static Box *&running() noexcept {
+        static thread_local Box *box = nullptr;
+        return box;
+    }
+
+    static void trampoline(const rmw_event_t *event, void *user_data) noexcept {
+        Box *box = static_cast<Box *>(user_data);
+        Box *const outer = std::exchange(running(), box);
+        try {
+            box->fn(Event::from_c(*event));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "rmw: exception escaped the event callback: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "rmw: exception escaped the event callback\n");
+        }
+        running() = outer;
+        if (box->orphaned)
+            delete box; /* the Transport was destroyed inside this callback */
+    }
+
+    void release_callbacks() noexcept {
+        /* After rmw_transport_free no callback starts, and none runs unless we are inside
+         * one (free called from the callback): that box is freed when it returns. */
+        for (auto &box : callbacks_) {
+            if (box.get() == running()) {
+                box->orphaned = true;
+                (void)box.release();
+            }
+        }
+        callbacks_.clear();
+    }
+
+    void reset() noexcept {
+        if (handle_ != 0)
+            (void)rmw_transport_free(std::exchange(handle_, 0));
+        release_callbacks();
+    }
+
+    rmw_transport_t handle_ = 0;
+    std::vector<std::unique_ptr<Box>> callbacks_;
+};
+
+/* ---- library-wide ------------------------------------------------------------------------ */
+
+inline std::string version() { return rmw_version(); }
+inline uint32_t abi_version() noexcept { return rmw_abi_version(); }
+
+} // namespace rmw
+
+#endif /* REMOTEMEDIA_WEBRTC_HPP */
