@@ -472,6 +472,43 @@ static void test_destroy_inside_callback() {
     CHECK(st->carol == nullptr);
 }
 
+static long count_threads() {
+    long n = 0;
+    if (FILE *f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "Threads: %ld", &n) == 1) break;
+        std::fclose(f);
+    }
+    return n;
+}
+
+static long rss_kb() {
+    long kb = 0;
+    if (FILE *f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+        std::fclose(f);
+    }
+    return kb;
+}
+
+// 1000 transports created and destroyed: no thread left, RSS does not keep growing.
+static void test_many_transports() {
+    rmw::SignalingServer server("127.0.0.1:0");
+    rmw::Config cfg;
+    cfg.signaling_url = server.url();
+    cfg.ice_policy = "loopback";
+    for (int i = 0; i < 50; i++) rmw::Transport warm(cfg);  // allocator warm-up
+    const long threads = count_threads(), rss = rss_kb();
+    for (int i = 0; i < 1000; i++) rmw::Transport t(cfg);
+    const long threads_after = count_threads(), rss_after = rss_kb();
+    std::printf("  1000 transports: threads %ld -> %ld, RSS %ld -> %ld kB\n", threads, threads_after, rss, rss_after);
+    CHECK(threads_after == threads);
+    CHECK(rss_after - rss < 20 * 1024);
+}
+
 int main() {
     std::signal(SIGALRM, on_alarm);
     alarm(120);
@@ -481,6 +518,7 @@ int main() {
     run_section("move semantics", test_moves);
     run_section("two peers", test_two_peers);
     run_section("destroy inside callback", test_destroy_inside_callback);
+    run_section("1000 transports", test_many_transports);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
 }
