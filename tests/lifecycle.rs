@@ -20,10 +20,14 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
 #[test]
 fn free_joins_everything_and_logs_reach_the_callback() {
     let s = server();
-    let baseline = threads();
+    let (baseline, fds) = (threads(), open_fds());
     for i in 0..10 {
         let (a, b) = (transport(&s.url(), &format!("la{i}")), transport(&s.url(), &format!("lb{i}")));
         let (ca, _) = connect(&a, &b);
@@ -33,6 +37,7 @@ fn free_joins_everything_and_logs_reach_the_callback() {
         drop(b);
     }
     assert_eq!(threads(), baseline, "threads left behind after freeing transports");
+    assert_eq!(open_fds(), fds, "file descriptors (sockets) left behind after freeing transports");
 
     assert_eq!(rmw_set_log_callback(Some(on_log), std::ptr::null_mut(), RMW_LOG_DEBUG), rmw_status_t::RMW_OK);
     assert_eq!(rmw_set_log_callback(Some(on_log), std::ptr::null_mut(), 9), rmw_status_t::RMW_ERR_INVALID_ARGUMENT);
