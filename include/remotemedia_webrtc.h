@@ -16,7 +16,7 @@
  *     never reused. 0, a freed handle or a handle of another kind gives
  *     RMW_ERR_INVALID_HANDLE; it never crashes. Exception: rmw_transport_free(0) and
  *     rmw_signaling_server_stop(0) are no-ops returning RMW_OK, like free(NULL).
- *   - Out-parameters are written only on success.
+ *   - Out-parameters are written only on success (the size-query *len below excepted).
  *   - Strings passed in are NUL-terminated UTF-8, read during the call only. Buffers passed in
  *     are copied before the call returns.
  *   - Text results use the size-query pattern: on entry *len is the capacity of buf, on return
