@@ -16,16 +16,16 @@
 
 #[path = "c/header_parser.rs"]
 mod header_parser;
+#[path = "c/native.rs"]
+mod native;
 
 use header_parser::{Function, Header, TypeDef};
+use native::{Env, LIB};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-const LIB: &str = "remotemedia_webrtc";
+use std::time::Duration;
 
 /// Handle typedefs and their kind (the top byte of a handle). A new handle type must be
 /// added here; the generator refuses to guess.
@@ -64,178 +64,26 @@ const SCALARS: &[&str] = &[
 
 // ---- building and running C programs ---------------------------------------------------------
 
-struct Env {
-    manifest: PathBuf,
-    include: PathBuf,
-    /// The shared library under test.
-    so: PathBuf,
-    /// libremotemedia_webrtc.so and .so.<major> (the soname the programs load), both
-    /// symlinks to `so`: linked with -L and found at run time through the programs' rpath.
-    libdir: PathBuf,
-    work: PathBuf,
-}
-
-/// The shared library cargo built for this test run. The test binary is
-/// target/<profile>/deps/<test>-<hash>; `cargo test` leaves the freshly built cdylib next to it
-/// in deps/ (it copies it up to target/<profile>/ only on `cargo build`), so deps/ comes first.
-fn shared_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary directory");
-    let profile = deps.parent().expect("target/<profile>");
-    let candidates = [deps.join(format!("lib{LIB}.so")), profile.join(format!("lib{LIB}.so"))];
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-        panic!("lib{LIB}.so not found in {} or {}: build with cargo build --release", deps.display(), profile.display())
-    })
-}
-
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let so = shared_library();
-        assert!(which("cc").is_some(), "`cc` is not on PATH; these tests compile C programs");
-        eprintln!("testing {}", so.display());
-
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        remove_stale_work_dirs(tmp);
-        let work = tmp.join(format!("c_api-{}", std::process::id()));
-        let libdir = work.join("lib");
-        std::fs::create_dir_all(&libdir).unwrap();
-        let major = env!("CARGO_PKG_VERSION_MAJOR");
-        for name in [format!("lib{LIB}.so"), format!("lib{LIB}.so.{major}")] {
-            let link = libdir.join(name);
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&so, &link).unwrap();
-        }
-        Env { include: manifest.join("include"), manifest, so, libdir, work }
-    })
-}
-
-/// Work directories of earlier runs (older than an hour: not those of a run in progress).
-fn remove_stale_work_dirs(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else { return };
-    for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(3600));
-        if old && e.file_name().to_string_lossy().starts_with("c_api-") {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+    ENV.get_or_init(|| Env::new("c_api-", "cc"))
 }
 
 /// Compiles `sources` into work/<name> against the shared library.
 fn build(name: &str, sources: &[PathBuf], std: &str, extra: &[&str]) -> PathBuf {
     let e = env();
-    let exe = e.work.join(name);
     let mut cmd = Command::new("cc");
     cmd.arg(format!("-std={std}"))
         .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1"])
         .args(extra)
         .arg("-I")
         .arg(&e.include)
-        .args(sources)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&e.libdir)
-        .arg(format!("-l{LIB}"))
-        .arg("-pthread")
-        // DT_RPATH (not RUNPATH): searched before LD_LIBRARY_PATH, so the .so under test is loaded.
-        .arg(format!("-Wl,--disable-new-dtags,-rpath,{}", e.libdir.display()));
-    let out = cmd.output().expect("run cc");
-    assert!(
-        out.status.success(),
-        "compiling {name} against {} failed:\n{:?}\n{}{}",
-        e.so.display(),
-        cmd,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
+        .args(sources);
+    e.link(name, cmd)
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?} after {:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code,
-            self.elapsed,
-            tail(&self.stdout, 60),
-            tail(&self.stderr, 40)
-        )
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    let skip = lines.len().saturating_sub(n);
-    let mut t = if skip > 0 { format!("[... {skip} lines ...]\n") } else { String::new() };
-    t.push_str(&lines[skip..].join("\n"));
-    t
-}
-
-/// Runs a program with a timeout (the process is killed when it expires).
-fn run(exe: &Path, timeout: Duration) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(exe)
-        .current_dir(&env().work)
-        .env_remove("LD_LIBRARY_PATH")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().unwrap()));
-    let err = reader(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let r = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed: start.elapsed(),
-    };
-    if status.is_none() {
-        panic!("{} did not finish within {timeout:?} and was killed\n{}", exe.display(), r.describe());
-    }
-    if let Some(st) = status {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = st.signal() {
-            panic!("{} was killed by signal {sig} (crash)\n{}", exe.display(), r.describe());
-        }
-    }
-    r
+fn run(exe: &Path, timeout: Duration) -> native::Run {
+    env().run(exe, timeout)
 }
 
 fn c_source(name: &str) -> PathBuf {

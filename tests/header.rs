@@ -6,6 +6,10 @@
 
 #[path = "c/header_parser.rs"]
 mod header_parser;
+#[path = "c/native.rs"]
+mod native;
+
+use native::{shared_library, which};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,23 +23,6 @@ fn committed_header_path() -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// The shared library cargo built for this test run. The test binary is
-/// target/<profile>/deps/header-<hash>; `cargo test` leaves the freshly built cdylib next to it
-/// in deps/ (it copies it up to target/<profile>/ only on `cargo build`), so deps/ comes first.
-fn shared_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary directory");
-    let profile = deps.parent().expect("target/<profile>");
-    let candidates = [deps.join("libremotemedia_webrtc.so"), profile.join("libremotemedia_webrtc.so")];
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-        panic!(
-            "libremotemedia_webrtc.so not found in {} or {}: build with cargo build --release",
-            deps.display(),
-            profile.display()
-        )
-    })
 }
 
 /// A scratch directory of this test process under target/tmp.
@@ -54,9 +41,6 @@ fn tool(name: &str) -> Command {
     c
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
-}
 
 #[test]
 fn committed_header_matches_cbindgen_output() {
