@@ -798,13 +798,7 @@ impl Inner {
             // glare): the caller's wish is fulfilled.
             return Ok(());
         }
-        self.check_capacity(&self.state.lock().unwrap(), remote)?;
-        let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
-        let pc = self.new_peer_connection(remote, generation).await?;
-        if let Err(e) = self.insert_peer(remote, Peer::new(pc.clone(), generation, true)) {
-            let _ = pc.close().await;
-            return Err(e);
-        }
+        let (pc, generation) = self.open_peer(remote, true).await?;
         let result = async {
             if self.cfg.enable_data_channel {
                 let dc = pc.create_data_channel(DEFAULT_LABEL, Some(ChannelOptions::default().to_init())).await?;
@@ -819,21 +813,39 @@ impl Inner {
         }
         .await;
         if let Err(e) = &result {
-            let p = self.state.lock().unwrap().take_peer(remote);
-            if let Some(p) = p.filter(|p| p.generation == generation) {
-                let _ = p.pc.close().await;
-            }
-            tracing::warn!(target: TARGET, peer = %remote, error = %e, "connect failed");
+            self.abandon_peer(remote, generation, "connect", e).await;
         }
         result
     }
 
-    /// Checks capacity again (another call may have raced us) and takes the slot.
-    fn insert_peer(&self, remote: &str, peer: Peer) -> Result<()> {
-        let mut st = self.state.lock().unwrap();
-        self.check_capacity(&st, remote)?;
-        st.peers.insert(remote.into(), peer);
-        Ok(())
+    /// Creates the peer connection for `remote` and takes its slot. Capacity is checked before
+    /// (cheap refusal) and again when taking the slot (another call may have raced us).
+    async fn open_peer(self: &Arc<Self>, remote: &str, initiator: bool) -> Result<(Arc<RTCPeerConnection>, u64)> {
+        self.check_capacity(&self.state.lock().unwrap(), remote)?;
+        let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let pc = self.new_peer_connection(remote, generation).await?;
+        let taken = {
+            let mut st = self.state.lock().unwrap();
+            self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), generation, initiator)))
+        };
+        if let Err(e) = taken {
+            let _ = pc.close().await;
+            return Err(e);
+        }
+        Ok((pc, generation))
+    }
+
+    /// Undoes `open_peer` after a failed negotiation step, if the slot still holds that
+    /// connection (a newer one for the same peer is left alone).
+    async fn abandon_peer(&self, remote: &str, generation: u64, what: &str, e: &Error) {
+        let p = {
+            let mut st = self.state.lock().unwrap();
+            if st.peers.get(remote).is_some_and(|p| p.generation == generation) { st.take_peer(remote) } else { None }
+        };
+        if let Some(p) = p {
+            let _ = p.pc.close().await;
+        }
+        tracing::warn!(target: TARGET, peer = %remote, error = %e, "{what} failed");
     }
 
     fn set_mid(&self, remote: &str, generation: u64, sdp: &str) {
@@ -889,13 +901,7 @@ impl Inner {
     }
 
     async fn answer(self: &Arc<Self>, remote: &str, sdp: String, carried: Vec<Arc<Channel>>) -> Result<()> {
-        self.check_capacity(&self.state.lock().unwrap(), remote)?;
-        let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
-        let pc = self.new_peer_connection(remote, generation).await?;
-        if let Err(e) = self.insert_peer(remote, Peer::new(pc.clone(), generation, false)) {
-            let _ = pc.close().await;
-            return Err(e);
-        }
+        let (pc, generation) = self.open_peer(remote, false).await?;
         let result = async {
             let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::WebRtc(format!("malformed offer: {e}")))?;
             pc.set_remote_description(offer).await?;
@@ -914,11 +920,7 @@ impl Inner {
         }
         .await;
         if let Err(e) = &result {
-            let p = self.state.lock().unwrap().take_peer(remote);
-            if let Some(p) = p.filter(|p| p.generation == generation) {
-                let _ = p.pc.close().await;
-            }
-            tracing::warn!(target: TARGET, peer = %remote, error = %e, "answer failed");
+            self.abandon_peer(remote, generation, "answer", e).await;
         }
         result
     }
