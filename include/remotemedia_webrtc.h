@@ -62,6 +62,35 @@
 #define RMW_MAX_MESSAGE_SIZE 65536
 
 /*
+ Whom an outgoing track sends to (`target_kind` arguments).
+ */
+#define RMW_TARGET_NONE 0
+
+/*
+ The peer named by `target_id`.
+ */
+#define RMW_TARGET_PEER 1
+
+/*
+ Every peer of the session named by `target_id`, as its membership changes.
+ */
+#define RMW_TARGET_SESSION 2
+
+/*
+ Every peer of the transport, later ones included.
+ */
+#define RMW_TARGET_ALL 3
+
+/*
+ Opus application modes (`rmw_audio_track_config_t.application`).
+ */
+#define RMW_OPUS_VOIP 0
+
+#define RMW_OPUS_AUDIO 1
+
+#define RMW_OPUS_LOW_DELAY 2
+
+/*
  Log levels of `rmw_set_log_callback`.
  */
 #define RMW_LOG_ERROR 1
@@ -73,6 +102,11 @@
 #define RMW_LOG_DEBUG 4
 
 #define RMW_LOG_TRACE 5
+
+/*
+ RTP clock and Opus's internal rate.
+ */
+#define OPUS_RATE 48000
 
 /*
  Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
@@ -129,7 +163,29 @@ typedef enum {
    An internal error was caught at the API boundary; the library is still usable.
    */
   RMW_ERR_INTERNAL = -15,
+  /*
+   A media send queue is full (the encoder is behind): this input was not taken.
+   */
+  RMW_ERR_QUEUE_FULL = -16,
+  /*
+   The codec (libopus, libvpx) refused the data or the settings.
+   */
+  RMW_ERR_CODEC = -17,
 } rmw_status_t;
+
+/*
+ Sample format of received audio (`audio_output_format` in the transport config).
+ */
+typedef enum {
+  /*
+   Interleaved `float` in [-1, 1].
+   */
+  RMW_SAMPLE_F32 = 0,
+  /*
+   Interleaved `int16_t`.
+   */
+  RMW_SAMPLE_S16 = 1,
+} rmw_sample_format_t;
 
 typedef enum {
   /*
@@ -181,6 +237,16 @@ typedef enum {
    Something failed; `message` says what, `peer_id` names the peer if one is concerned.
    */
   RMW_EVENT_ERROR = 11,
+  /*
+   `peer_id` started sending track `track_id` of `media_kind`, coded as `codec` ("opus")
+   at `clock_rate` with `channels`. Its decoded audio comes through
+   `rmw_transport_poll_audio` / the audio callback.
+   */
+  RMW_EVENT_TRACK_ADDED = 12,
+  /*
+   Track `track_id` of `peer_id` ended.
+   */
+  RMW_EVENT_TRACK_REMOVED = 13,
 } rmw_event_kind_t;
 
 typedef enum {
@@ -191,6 +257,124 @@ typedef enum {
   RMW_PEER_FAILED = 4,
   RMW_PEER_CLOSED = 5,
 } rmw_peer_state_t;
+
+typedef enum {
+  RMW_MEDIA_NONE = 0,
+  RMW_MEDIA_AUDIO = 1,
+  RMW_MEDIA_VIDEO = 2,
+} rmw_media_kind_t;
+
+/*
+ How an outgoing audio track encodes; start from `rmw_audio_track_config_default()`.
+ */
+typedef struct {
+  /*
+   Rate of the PCM you send: 8000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
+   (anything but 48000 is resampled). Default 48000.
+   */
+  uint32_t sample_rate;
+  /*
+   1 or 2 (interleaved). Default 1.
+   */
+  uint32_t channels;
+  /*
+   Opus frame: 10, 20, 40 or 60 ms. Default 20.
+   */
+  uint32_t frame_ms;
+  /*
+   Bits per second, 6000..=510000. Default 32000.
+   */
+  uint32_t bitrate;
+  /*
+   0 (fastest) ..= 10 (best). Default 9.
+   */
+  uint32_t complexity;
+  /*
+   In-band FEC (the receiver rebuilds a lost frame from the next). Default true.
+   */
+  bool fec;
+  /*
+   Loss rate (0..=100 %) FEC is planned for. Default 10.
+   */
+  uint32_t expected_loss_percent;
+  /*
+   Discontinuous transmission: silence is not sent. Default false.
+   */
+  bool dtx;
+  /*
+   `RMW_OPUS_VOIP` (default), `RMW_OPUS_AUDIO` or `RMW_OPUS_LOW_DELAY`.
+   */
+  int32_t application;
+  /*
+   Most PCM (ms) queued ahead of the encoder before sends are refused with
+   `RMW_ERR_QUEUE_FULL`. Default 200.
+   */
+  uint32_t max_queue_ms;
+} rmw_audio_track_config_t;
+
+/*
+ A transport: one identity on the signaling server and its peer connections.
+ */
+typedef uint64_t rmw_transport_t;
+
+/*
+ An outgoing audio track of a transport; valid until `rmw_audio_track_free` or until its
+ transport is freed.
+ */
+typedef uint64_t rmw_audio_track_t;
+
+/*
+ A block of decoded audio from one remote track. Every pointer is owned by the library:
+ after `rmw_transport_poll_audio` it stays valid until `rmw_audio_frame_release`; inside
+ the audio callback, until the callback returns.
+ */
+typedef struct {
+  rmw_transport_t transport;
+  /*
+   NUL-terminated ids of the sending peer and of its track.
+   */
+  const char *peer_id;
+  const char *track_id;
+  /*
+   As configured: `audio_output_sample_rate`, `audio_output_channels`,
+   `audio_output_format`.
+   */
+  uint32_t sample_rate;
+  uint32_t channels;
+  rmw_sample_format_t format;
+  /*
+   Interleaved samples: `samples_per_channel * channels` values of `format`.
+   */
+  const void *data;
+  size_t samples_per_channel;
+  /*
+   RTP timestamp (48 kHz clock) of the first sample.
+   */
+  uint32_t rtp_timestamp;
+  /*
+   Arrival of the packet, in microseconds of CLOCK_MONOTONIC (see `rmw_clock_us`).
+   */
+  uint64_t arrival_us;
+  /*
+   Level as in RFC 6464: 0 is full scale, 127 silence (-dBov).
+   */
+  uint8_t level;
+  /*
+   True when the block was lost and concealed or rebuilt from FEC.
+   */
+  bool concealed;
+  /*
+   Library-private; do not touch.
+   */
+  void *internal;
+} rmw_audio_frame_t;
+
+/*
+ Runs on the transport's audio thread (never a thread the library needs for the network).
+ `frame` and its samples are valid until the callback returns. Any API function may be
+ called from it, `rmw_transport_free` of this transport included.
+ */
+typedef void (*rmw_audio_callback_t)(const rmw_audio_frame_t *frame, void *user_data);
 
 /*
  Reliability of a data channel, as in the W3C `RTCDataChannelInit`. At most one of
@@ -207,11 +391,6 @@ typedef struct {
    */
   int32_t max_packet_lifetime_ms;
 } rmw_data_channel_options_t;
-
-/*
- A transport: one identity on the signaling server and its peer connections.
- */
-typedef uint64_t rmw_transport_t;
 
 /*
  A data channel; valid until its close event has been delivered or its transport is freed.
@@ -247,6 +426,17 @@ typedef struct {
    */
   const char *message;
   /*
+   Track events: NUL-terminated track id, or NULL.
+   */
+  const char *track_id;
+  rmw_media_kind_t media_kind;
+  /*
+   Track events: NUL-terminated lower-case codec name ("opus"), or NULL.
+   */
+  const char *codec;
+  uint32_t clock_rate;
+  uint32_t channels;
+  /*
    Library-private; do not touch.
    */
   void *internal;
@@ -274,6 +464,11 @@ typedef void (*rmw_log_callback_t)(int32_t level,
  */
 typedef uint64_t rmw_signaling_server_t;
 
+/*
+ Input rates `send` accepts (anything but 48 kHz is resampled).
+ */
+#define INPUT_RATES { 8000, 16000, 24000, 32000, 44100, 48000, 96000, }
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -288,6 +483,93 @@ const char *rmw_version(void);
  can compare it with `RMW_ABI_VERSION` from the header it was compiled against.
  */
 uint32_t rmw_abi_version(void);
+
+/*
+ The defaults: 48 kHz mono input, 20 ms frames, 32 kbit/s, complexity 9, FEC on (planned
+ for 10 % loss), DTX off, VoIP mode, 200 ms of queue.
+ */
+rmw_audio_track_config_t rmw_audio_track_config_default(void);
+
+/*
+ Creates an outgoing Opus track (`config` NULL: the defaults) sending to `target_kind`:
+ `RMW_TARGET_PEER` or `RMW_TARGET_SESSION` with the name in `target_id`, `RMW_TARGET_ALL`
+ or `RMW_TARGET_NONE` (`target_id` ignored, may be NULL). Needs `enable_audio` (default
+ on). A peer carries one outgoing audio track at a time: a second track aimed at it skips
+ it (its stats count the peer as busy). `*out` receives the track, owned by the transport.
+ */
+rmw_status_t rmw_audio_track_new(rmw_transport_t transport,
+                                 const rmw_audio_track_config_t *config,
+                                 int32_t target_kind,
+                                 const char *target_id,
+                                 rmw_audio_track_t *out);
+
+/*
+ Queues `samples_per_channel` frames of interleaved float PCM (the track's rate and
+ channels) and returns without waiting for the encoder: any chunk size works. The samples
+ are copied. `RMW_ERR_QUEUE_FULL` when more than the track's `max_queue_ms` is waiting
+ (nothing of this call was taken). Safe from any thread, e.g. an audio device callback.
+ */
+rmw_status_t rmw_audio_track_send_f32(rmw_audio_track_t track,
+                                      const float *pcm,
+                                      size_t samples_per_channel);
+
+/*
+ As `rmw_audio_track_send_f32`, for interleaved `int16_t` PCM.
+ */
+rmw_status_t rmw_audio_track_send_s16(rmw_audio_track_t track,
+                                      const int16_t *pcm,
+                                      size_t samples_per_channel);
+
+/*
+ Re-aims the track (same arguments as in `rmw_audio_track_new`).
+ */
+rmw_status_t rmw_audio_track_set_target(rmw_audio_track_t track,
+                                        int32_t target_kind,
+                                        const char *target_id);
+
+/*
+ Counters as JSON (size-query pattern): samples in, queue-full refusals, frames encoded,
+ frames not sent by DTX, packets and bytes sent, peers reached and peers busy.
+ */
+rmw_status_t rmw_audio_track_stats_json(rmw_audio_track_t track, char *buf, size_t *len);
+
+/*
+ Stops the track: PCM already queued is still encoded and sent, then the handle becomes
+ invalid. 0 is a no-op. (Freeing the transport frees its tracks.)
+ */
+rmw_status_t rmw_audio_track_free(rmw_audio_track_t track);
+
+/*
+ Waits up to `timeout_ms` (0: do not wait; negative: until a frame comes or the transport
+ is freed) for the next decoded audio frame of any remote track and writes it to `*frame`.
+ `RMW_ERR_TIMEOUT` when none came. Give each frame back with `rmw_audio_frame_release`.
+ When the application does not keep up, the oldest frames are dropped (counted in
+ `audio_frames_dropped` of `rmw_transport_stats_json`); the network is never held up.
+ */
+rmw_status_t rmw_transport_poll_audio(rmw_transport_t transport,
+                                      rmw_audio_frame_t *frame,
+                                      int32_t timeout_ms);
+
+/*
+ Frees what a polled frame points to and zeroes it. NULL, a zeroed frame, or one released
+ before are no-ops. Never call it on the frame passed to the callback.
+ */
+void rmw_audio_frame_release(rmw_audio_frame_t *frame);
+
+/*
+ Sets the callback that receives every decoded audio frame on the transport's audio thread
+ (started on first use), or with `callback` NULL goes back to polling. Same rules as
+ `rmw_transport_set_event_callback`: returns after a call in progress has returned, and the
+ callback may call any function, `rmw_transport_free` included.
+ */
+rmw_status_t rmw_transport_set_audio_callback(rmw_transport_t transport,
+                                              rmw_audio_callback_t callback,
+                                              void *user_data);
+
+/*
+ Microseconds of CLOCK_MONOTONIC: the clock of `rmw_audio_frame_t.arrival_us`.
+ */
+uint64_t rmw_clock_us(void);
 
 /*
  Ordered and reliable: the defaults of `RTCDataChannelInit`.

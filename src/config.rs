@@ -5,6 +5,7 @@
 //! interface. Tests use `ice_policy: "loopback"`.
 
 use crate::error::{Error, Result};
+use crate::media::audio::{INPUT_RATES, SampleFormat};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +48,21 @@ pub struct Config {
     /// When true, every peer connection gets a default reliable channel labelled "data"
     /// (created by the offering side), used by `send_data` and broadcasts.
     pub enable_data_channel: bool,
+    /// Longest a received audio packet that is missing is waited for before it is concealed.
+    /// Packets that arrive in order are never held (see media/audio/jitter.rs).
     pub jitter_buffer_size_ms: u32,
+    /// Every peer connection carries one two-way Opus audio track (m-line) from the start, so
+    /// audio can be sent and received without renegotiation.
+    pub enable_audio: bool,
+    /// Received audio is decoded to this rate (8000..=96000 Hz)...
+    pub audio_output_sample_rate: u32,
+    /// ...this many interleaved channels (1 or 2)...
+    pub audio_output_channels: u32,
+    /// ...and this sample format.
+    pub audio_output_format: SampleFormat,
+    /// Received audio frames held for the application; the oldest is dropped (and counted)
+    /// when it does not keep up.
+    pub audio_queue_capacity: u32,
     pub enable_rtcp: bool,
     pub rtcp_interval_ms: u32,
     pub ice_policy: IcePolicy,
@@ -81,6 +96,11 @@ impl Default for Config {
             video_codec: "vp8".into(),
             enable_data_channel: true,
             jitter_buffer_size_ms: 50,
+            enable_audio: true,
+            audio_output_sample_rate: 48_000,
+            audio_output_channels: 2,
+            audio_output_format: SampleFormat::F32,
+            audio_queue_capacity: 256,
             enable_rtcp: true,
             rtcp_interval_ms: 5000,
             ice_policy: IcePolicy::All,
@@ -177,6 +197,7 @@ impl Config {
                 .map_err(|_| Error::Config(format!("WEBRTC_ICE_POLICY: expected all, loopback or relay, got {v:?}")))?;
         }
         if let Some(v) = flag("WEBRTC_AUTO_ANSWER")? { c.auto_answer = v; }
+        if let Some(v) = flag("WEBRTC_ENABLE_AUDIO")? { c.enable_audio = v; }
         c.validate()?;
         Ok(c)
     }
@@ -206,6 +227,10 @@ impl Config {
         check(self.audio_codec == "opus", || format!("audio_codec must be \"opus\", got {:?}", self.audio_codec))?;
         check(matches!(self.video_codec.as_str(), "vp8" | "vp9"), || format!("video_codec must be \"vp8\" or \"vp9\", got {:?}", self.video_codec))?;
         check_range("jitter_buffer_size_ms", self.jitter_buffer_size_ms, 10, 2000)?;
+        check(INPUT_RATES.contains(&self.audio_output_sample_rate) || self.audio_output_sample_rate == 12_000, || format!(
+            "audio_output_sample_rate must be one of 8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, got {}", self.audio_output_sample_rate))?;
+        check_range("audio_output_channels", self.audio_output_channels, 1, 2)?;
+        check_range("audio_queue_capacity", self.audio_queue_capacity, 4, 1 << 16)?;
         check_range("rtcp_interval_ms", self.rtcp_interval_ms, 100, 60_000)?;
         check_range("ice_keepalive_interval_ms", self.ice_keepalive_interval_ms, 100, 60_000)?;
         check_range("ice_disconnected_timeout_ms", self.ice_disconnected_timeout_ms, 500, 600_000)?;

@@ -30,6 +30,11 @@ pub enum Error {
     Closed(String),
     #[error("would block: {0}")]
     WouldBlock(String),
+    /// A bounded queue toward an encoder is full: the input was not taken.
+    #[error("queue full: {0}")]
+    QueueFull(String),
+    #[error("codec: {0}")]
+    Codec(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -43,5 +48,11 @@ impl From<webrtc::Error> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e.to_string())
+    }
+}
+
+impl From<audiopus::Error> for Error {
+    fn from(e: audiopus::Error) -> Self {
+        Error::Codec(format!("opus: {e}"))
     }
 }

@@ -33,6 +33,25 @@ impl PeerState {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    pub(crate) fn of(kind: webrtc::rtp_transceiver::rtp_codec::RTPCodecType) -> MediaKind {
+        if kind == webrtc::rtp_transceiver::rtp_codec::RTPCodecType::Video { MediaKind::Video } else { MediaKind::Audio }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Announced on the signaling server (also after each reconnect).
@@ -49,31 +68,41 @@ pub enum Event {
     DataChannelClose { peer_id: String, channel: u64, label: String },
     DataChannelMessage { peer_id: String, channel: u64, label: String, data: Bytes, binary: bool },
     DataChannelBufferedAmountLow { peer_id: String, channel: u64, label: String },
+    /// The peer started sending a track. `codec` is lower case ("opus"); audio frames of it
+    /// follow through `poll_audio` / the audio handler.
+    TrackAdded { peer_id: String, track_id: String, kind: MediaKind, codec: String, clock_rate: u32, channels: u16 },
+    /// The track ended (removed by the peer or its connection closed).
+    TrackRemoved { peer_id: String, track_id: String, kind: MediaKind },
     Error { peer_id: Option<String>, message: String },
 }
 
-pub(crate) struct EventQueue {
-    inner: Mutex<QueueState>,
+/// The transport's event queue.
+pub(crate) type EventQueue = BoundedQueue<Event>;
+
+/// A bounded multi-producer queue toward the application: producers never wait; when it is
+/// full the oldest item is dropped and counted. Used for events and for media frames.
+pub(crate) struct BoundedQueue<T> {
+    inner: Mutex<QueueState<T>>,
     ready: Condvar,
     capacity: usize,
     dropped: AtomicU64,
 }
 
-struct QueueState {
-    events: VecDeque<Event>,
+struct QueueState<T> {
+    events: VecDeque<T>,
     closed: bool,
 }
 
 #[derive(Debug, PartialEq)]
-pub(crate) enum Pop {
-    Event(Event),
+pub(crate) enum Pop<T = Event> {
+    Event(T),
     Timeout,
     Closed,
 }
 
-impl EventQueue {
+impl<T> BoundedQueue<T> {
     pub fn new(capacity: usize) -> Self {
-        EventQueue {
+        BoundedQueue {
             inner: Mutex::new(QueueState { events: VecDeque::with_capacity(capacity.min(1024)), closed: false }),
             ready: Condvar::new(),
             capacity,
@@ -81,7 +110,7 @@ impl EventQueue {
         }
     }
 
-    pub fn push(&self, ev: Event) {
+    pub fn push(&self, ev: T) {
         let mut q = self.inner.lock().unwrap();
         if q.closed {
             return;
@@ -97,7 +126,7 @@ impl EventQueue {
 
     /// Waits up to `timeout` (None: forever) for an event. Events queued before `close` are
     /// still handed out; `Closed` comes once the queue is closed and empty.
-    pub fn pop(&self, timeout: Option<Duration>) -> Pop {
+    pub fn pop(&self, timeout: Option<Duration>) -> Pop<T> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = self.inner.lock().unwrap();
         loop {

@@ -1,15 +1,17 @@
-//! remotemedia-webrtc: real-time WebRTC data (and, later, audio and video) for native programs.
+//! remotemedia-webrtc: real-time WebRTC audio, data (and, later, video) for native programs.
 //!
-//! The Rust core (`config`, `signaling`, `transport`, `peer`, `session`, `datachannel`, `events`)
+//! The Rust core (`config`, `signaling`, `transport`, `peer`, `session`, `datachannel`, `media`, `events`)
 //! knows nothing about C. `ffi` is the only module with `extern "C"` functions, raw pointers and
 //! handle checks; it is a thin layer over the core. See docs/ARCHITECTURE.md.
 
 pub mod config;
 pub mod datachannel;
+mod dispatch;
 pub mod error;
 pub mod events;
 pub mod ffi;
 pub mod logging;
+pub mod media;
 mod peer;
 pub mod session;
 pub mod signaling;
@@ -17,7 +19,7 @@ pub mod transport;
 
 pub use config::{Config, IcePolicy, TurnServer};
 pub use error::{Error, Result};
-pub use events::Event;
+pub use events::{Event, MediaKind};
 pub use signaling::server::{ServerConfig, SignalingServer};
 pub use transport::Transport;
 

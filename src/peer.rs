@@ -4,7 +4,13 @@
 use crate::config::{Config, IcePolicy};
 use crate::error::Result;
 use crate::events::PeerState;
+use std::sync::Arc;
 use std::time::Duration;
+use webrtc::api::media_engine::MIME_TYPE_OPUS;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::api::API;
 use webrtc::api::APIBuilder;
 use webrtc::api::interceptor_registry::register_default_interceptors;
@@ -60,6 +66,26 @@ pub(crate) fn build_api(cfg: &Config) -> Result<API> {
         .with_interceptor_registry(registry)
         .with_setting_engine(s)
         .build())
+}
+
+/// Adds our one outgoing audio track (Opus) to a new connection and returns it; RTP written
+/// to it reaches the peer once connected. Also drains the sender's RTCP: webrtc-rs's
+/// interceptors only see RTCP that somebody reads.
+pub(crate) async fn add_audio_sender(pc: &Arc<RTCPeerConnection>, local_id: &str) -> Result<Arc<TrackLocalStaticRTP>> {
+    let codec = RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_OPUS.into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: Vec::new(),
+    };
+    let track = Arc::new(TrackLocalStaticRTP::new(codec, "audio".into(), format!("rmw-{local_id}")));
+    let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 1500];
+        while sender.read(&mut buf).await.is_ok() {}
+    });
+    Ok(track)
 }
 
 pub(crate) fn rtc_configuration(cfg: &Config) -> RTCConfiguration {

@@ -8,8 +8,13 @@
 
 use crate::config::Config;
 use crate::datachannel::{Channel, ChannelInfo, ChannelOptions, DEFAULT_LABEL};
+use crate::dispatch::{Dispatch, Handler};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventQueue, PeerState, Pop};
+use crate::events::{BoundedQueue, Event, EventQueue, MediaKind, PeerState, Pop};
+use crate::media::TrackTarget;
+use crate::media::audio::receive::{ReceiveSettings, RemoteAudio};
+use crate::media::audio::send::{AudioTrack, PeerSender, Resolver};
+use crate::media::audio::{AudioFrame, AudioReceiveStats, AudioSendConfig, AudioSendStats, Pcm};
 use crate::peer;
 use crate::session::{Session, Sessions};
 use crate::signaling::client::{ClientEvent, ClientSettings, SignalingClient};
@@ -18,8 +23,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc::api::API;
@@ -27,16 +31,19 @@ use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit}
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::track::track_remote::TrackRemote;
 
 const TARGET: &str = "rmw::transport";
 /// Remote candidates kept for a peer whose offer has not arrived yet.
 const MAX_EARLY_CANDIDATES: usize = 64;
 
-/// Process-wide, never reused: a stale channel id can never name a newer channel.
+/// Process-wide, never reused: a stale channel or track id can never name a newer one.
 static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_TRACK_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_PC_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-pub type EventHandler = Box<dyn FnMut(Event) + Send>;
+pub type EventHandler = Handler<Event>;
+pub type AudioHandler = Handler<AudioFrame>;
 
 /// Where a broadcast goes.
 #[derive(Debug, Clone, Copy)]
@@ -64,30 +71,19 @@ pub struct TransportStats {
     pub channels: usize,
     pub events_pending: usize,
     pub events_dropped: u64,
+    pub audio_frames_pending: usize,
+    /// Received audio frames dropped because the application did not take them in time.
+    pub audio_frames_dropped: u64,
+    pub audio_tracks: Vec<AudioSendStats>,
+    pub remote_audio_tracks: Vec<AudioReceiveStats>,
 }
 
 pub struct Transport {
     inner: Arc<Inner>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
-    dispatch: Arc<Dispatch>,
-}
-
-/// The application's event handler and the thread that runs it.
-#[derive(Default)]
-struct Dispatch {
-    handler: Mutex<Option<Arc<Mutex<EventHandler>>>>,
-    changed: Condvar,
-    /// Held by the event thread from taking an event until its handler returns, so that
-    /// clearing or replacing the handler can wait for a call in progress.
-    busy: Mutex<()>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Dispatch {
-    fn on_event_thread(&self) -> bool {
-        self.thread.lock().unwrap().as_ref().is_some_and(|t| t.thread().id() == std::thread::current().id())
-    }
+    event_dispatch: Arc<Dispatch<Event>>,
+    audio_dispatch: Arc<Dispatch<AudioFrame>>,
 }
 
 struct Inner {
@@ -96,6 +92,7 @@ struct Inner {
     api: API,
     rtc_config: RTCConfiguration,
     events: Arc<EventQueue>,
+    audio_frames: Arc<BoundedQueue<AudioFrame>>,
     signaling: SignalingClient,
     state: Mutex<State>,
     /// Held while an offer or answer is being made or applied. Without it, our own
@@ -115,6 +112,7 @@ struct State {
     early_candidates: HashMap<String, Vec<RTCIceCandidateInit>>,
     /// Offers held while `auto_answer` is off.
     pending_offers: HashMap<String, String>,
+    audio_tracks: HashMap<u64, Arc<AudioTrack>>,
 }
 
 struct Peer {
@@ -129,11 +127,19 @@ struct Peer {
     local_description_sent: bool,
     queued_local_candidates: Vec<RTCIceCandidateInit>,
     channels: Vec<u64>,
+    /// Our audio sender to this peer (with `enable_audio`), and the track that feeds it:
+    /// one outgoing audio track per peer, so two never interleave their RTP streams.
+    audio_out: Option<Arc<PeerSender>>,
+    audio_owner: Option<u64>,
+    remote_audio: Vec<Arc<RemoteAudio>>,
 }
 
 impl Peer {
-    fn new(pc: Arc<RTCPeerConnection>, generation: u64, initiator: bool) -> Peer {
+    fn new(pc: Arc<RTCPeerConnection>, audio_out: Option<Arc<PeerSender>>, generation: u64, initiator: bool) -> Peer {
         Peer {
+            audio_out,
+            audio_owner: None,
+            remote_audio: Vec::new(),
             pc,
             generation,
             initiator,
@@ -170,6 +176,7 @@ impl Transport {
             .build()?;
         let handle = runtime.handle().clone();
         let events = Arc::new(EventQueue::new(cfg.event_queue_capacity as usize));
+        let audio_frames = Arc::new(BoundedQueue::new(cfg.audio_queue_capacity as usize));
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let inner = {
             let _guard = runtime.enter();
@@ -189,6 +196,7 @@ impl Transport {
                 local_id: cfg.peer_id.clone(),
                 cfg,
                 events,
+                audio_frames,
                 signaling,
                 state: Mutex::new(State::default()),
                 negotiation: tokio::sync::Mutex::new(()),
@@ -201,7 +209,8 @@ impl Transport {
             inner,
             runtime: Mutex::new(Some(runtime)),
             handle,
-            dispatch: Arc::new(Dispatch::default()),
+            event_dispatch: Arc::new(Dispatch::new("rmw-events")),
+            audio_dispatch: Arc::new(Dispatch::new("rmw-audio-out")),
         })
     }
 
@@ -239,24 +248,13 @@ impl Transport {
     /// finished, so the old handler is not called afterwards. The handler may call any
     /// method, `close` included.
     pub fn set_event_handler(&self, handler: Option<EventHandler>) -> Result<()> {
+        self.check_open()?;
+        self.event_dispatch.set(&self.inner.events, handler)
+    }
+
+    fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("transport is closed".into()));
-        }
-        let enable = handler.is_some();
-        *self.dispatch.handler.lock().unwrap() = handler.map(|h| Arc::new(Mutex::new(h)));
-        self.dispatch.changed.notify_all();
-        if !self.dispatch.on_event_thread() {
-            drop(self.dispatch.busy.lock().unwrap());
-        }
-        let mut thread = self.dispatch.thread.lock().unwrap();
-        if enable && thread.is_none() {
-            let (events, dispatch) = (self.inner.events.clone(), self.dispatch.clone());
-            *thread = Some(
-                std::thread::Builder::new()
-                    .name("rmw-events".into())
-                    .spawn(move || dispatch_loop(events, dispatch))
-                    .map_err(|e| Error::Io(format!("spawn event thread: {e}")))?,
-            );
         }
         Ok(())
     }
@@ -464,6 +462,77 @@ impl Transport {
         })?
     }
 
+    /// Starts an outgoing Opus track fed by `send_audio`, sending to `target` (peers that
+    /// connect or join the session later included). Each peer carries at most one outgoing
+    /// audio track: a peer that already carries another one is skipped (counted as busy).
+    pub fn add_audio_track(&self, target: TrackTarget, cfg: AudioSendConfig) -> Result<u64> {
+        self.check_open()?;
+        if !self.inner.cfg.enable_audio {
+            return Err(Error::InvalidArgument("audio is disabled in this transport's config (enable_audio)".into()));
+        }
+        check_target(&self.inner.state.lock().unwrap(), &target)?;
+        let id = NEXT_TRACK_ID.fetch_add(1, Ordering::Relaxed);
+        let w = Arc::downgrade(&self.inner);
+        let resolve: Resolver = Arc::new(move |t: &TrackTarget, id| w.upgrade().map(|i| i.resolve_audio(t, id)).unwrap_or_default());
+        let track = AudioTrack::start(id, cfg, target, resolve, self.handle.clone())?;
+        self.inner.state.lock().unwrap().audio_tracks.insert(id, track);
+        Ok(id)
+    }
+
+    fn audio_track(&self, id: u64) -> Result<Arc<AudioTrack>> {
+        self.inner.state.lock().unwrap().audio_tracks.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("audio track {id}")))
+    }
+
+    pub fn has_audio_track(&self, id: u64) -> bool {
+        self.inner.state.lock().unwrap().audio_tracks.contains_key(&id)
+    }
+
+    /// Queues interleaved PCM for track `id` and returns at once (`QueueFull` when the
+    /// encoder is more than the track's `max_queue_ms` behind).
+    pub fn send_audio(&self, id: u64, pcm: Pcm<'_>) -> Result<()> {
+        self.audio_track(id)?.send(pcm)
+    }
+
+    pub fn set_audio_track_target(&self, id: u64, target: TrackTarget) -> Result<()> {
+        let track = self.audio_track(id)?;
+        check_target(&self.inner.state.lock().unwrap(), &target)?;
+        track.set_target(target);
+        self.inner.release_audio_senders(id);
+        Ok(())
+    }
+
+    /// Stops the track (PCM already queued is still sent) and frees the peers it held.
+    pub fn remove_audio_track(&self, id: u64) -> Result<()> {
+        let track = self.inner.state.lock().unwrap().audio_tracks.remove(&id).ok_or_else(|| Error::NotFound(format!("audio track {id}")))?;
+        track.stop();
+        self.inner.release_audio_senders(id);
+        Ok(())
+    }
+
+    pub fn audio_track_config(&self, id: u64) -> Result<AudioSendConfig> {
+        Ok(self.audio_track(id)?.cfg.clone())
+    }
+
+    pub fn audio_track_stats(&self, id: u64) -> Result<AudioSendStats> {
+        Ok(self.audio_track(id)?.stats())
+    }
+
+    /// Next decoded audio frame from any remote track, waiting up to `timeout`.
+    pub fn poll_audio(&self, timeout: Option<Duration>) -> Result<Option<AudioFrame>> {
+        match self.inner.audio_frames.pop(timeout) {
+            Pop::Event(f) => Ok(Some(f)),
+            Pop::Timeout => Ok(None),
+            Pop::Closed => Err(Error::Closed("transport is closed".into())),
+        }
+    }
+
+    /// Runs `handler` for every decoded audio frame on this transport's audio thread, with the
+    /// same rules as `set_event_handler`.
+    pub fn set_audio_handler(&self, handler: Option<AudioHandler>) -> Result<()> {
+        self.check_open()?;
+        self.audio_dispatch.set(&self.inner.audio_frames, handler)
+    }
+
     pub fn stats(&self) -> TransportStats {
         let st = self.inner.state.lock().unwrap();
         TransportStats {
@@ -474,6 +543,19 @@ impl Transport {
             channels: st.channels.len(),
             events_pending: self.inner.events.len(),
             events_dropped: self.inner.events.dropped(),
+            audio_frames_pending: self.inner.audio_frames.len(),
+            audio_frames_dropped: self.inner.audio_frames.dropped(),
+            audio_tracks: {
+                let mut v: Vec<AudioSendStats> = st.audio_tracks.values().map(|t| t.stats()).collect();
+                v.sort_by_key(|s| s.track);
+                v
+            },
+            remote_audio_tracks: {
+                let mut v: Vec<AudioReceiveStats> =
+                    st.peers.values().flat_map(|p| p.remote_audio.iter()).map(|a| a.stats.lock().unwrap().clone()).collect();
+                v.sort_by(|a, b| (&a.peer_id, &a.track_id).cmp(&(&b.peer_id, &b.track_id)));
+                v
+            },
         }
     }
 
@@ -484,6 +566,9 @@ impl Transport {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Encoder threads write through the runtime: stop them while it still runs.
+        let tracks: Vec<Arc<AudioTrack>> = self.inner.state.lock().unwrap().audio_tracks.drain().map(|(_, t)| t).collect();
+        tracks.iter().for_each(|t| t.stop());
         let inner = self.inner.clone();
         let in_runtime = tokio::runtime::Handle::try_current().is_ok();
         let shutdown = async move {
@@ -500,14 +585,9 @@ impl Transport {
             self.handle.block_on(shutdown);
         }
         self.inner.events.close();
-        *self.dispatch.handler.lock().unwrap() = None;
-        self.dispatch.changed.notify_all();
-        let thread = self.dispatch.thread.lock().unwrap().take();
-        if let Some(t) = thread {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
+        self.inner.audio_frames.close();
+        self.event_dispatch.stop();
+        self.audio_dispatch.stop();
         if let Some(rt) = self.runtime.lock().unwrap().take() {
             if in_runtime {
                 rt.shutdown_background();
@@ -525,29 +605,6 @@ impl Drop for Transport {
     }
 }
 
-fn dispatch_loop(events: Arc<EventQueue>, d: Arc<Dispatch>) {
-    loop {
-        // Take no event while no handler is set: the application is polling.
-        {
-            let mut h = d.handler.lock().unwrap();
-            while h.is_none() {
-                if events.is_closed() {
-                    return;
-                }
-                h = d.changed.wait_timeout(h, Duration::from_millis(50)).unwrap().0;
-            }
-        }
-        let _busy = d.busy.lock().unwrap();
-        // Clone the handler out so the handler itself may replace it or close the transport.
-        let Some(h) = d.handler.lock().unwrap().clone() else { continue };
-        match events.pop(Some(Duration::from_millis(20))) {
-            Pop::Closed => return,
-            Pop::Timeout => continue,
-            Pop::Event(ev) => (h.lock().unwrap())(ev),
-        }
-    }
-}
-
 async fn signal_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<ClientEvent>) {
     while let Some(ev) = rx.recv().await {
         let Some(inner) = inner.upgrade() else { return };
@@ -555,6 +612,15 @@ async fn signal_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<ClientE
             return;
         }
         inner.on_signal(ev).await;
+    }
+}
+
+/// A named peer or session must exist when a track is aimed at it (later departures are fine).
+fn check_target(st: &State, target: &TrackTarget) -> Result<()> {
+    match target {
+        TrackTarget::Peer(p) if !st.peers.contains_key(p) => Err(Error::NotFound(format!("peer {p}"))),
+        TrackTarget::Session(s) => st.sessions.get(s).map(|_| ()),
+        _ => Ok(()),
     }
 }
 
@@ -571,6 +637,15 @@ impl State {
 }
 
 impl Inner {
+    /// Frees the peers' audio senders held by track `id`; the next frame claims anew.
+    fn release_audio_senders(&self, id: u64) {
+        for p in self.state.lock().unwrap().peers.values_mut() {
+            if p.audio_owner == Some(id) {
+                p.audio_owner = None;
+            }
+        }
+    }
+
     async fn on_signal(self: &Arc<Self>, ev: ClientEvent) {
         match ev {
             ClientEvent::Connected { other_peers } => {
@@ -661,8 +736,11 @@ impl Inner {
         Ok(())
     }
 
-    async fn new_peer_connection(self: &Arc<Self>, remote: &str, generation: u64) -> Result<Arc<RTCPeerConnection>> {
+    async fn new_peer_connection(self: &Arc<Self>, remote: &str, generation: u64) -> Result<(Arc<RTCPeerConnection>, Option<Arc<PeerSender>>)> {
         let pc = Arc::new(self.api.new_peer_connection(self.rtc_config.clone()).await?);
+        // Before any description: webrtc-rs 0.17 answers recvonly for a kind whose track is
+        // added after the offer was applied.
+        let audio_out = if self.cfg.enable_audio { Some(Arc::new(PeerSender::new(peer::add_audio_sender(&pc, &self.local_id).await?))) } else { None };
         // Handlers capture a Weak transport and plain values, never the connection itself:
         // a closure holding its own connection is a cycle that never frees (webrtc-rs #772).
         let (w, r) = (Arc::downgrade(self), remote.to_string());
@@ -697,7 +775,87 @@ impl Inner {
                 }
             })
         }));
-        Ok(pc)
+        let (w, r) = (Arc::downgrade(self), remote.to_string());
+        pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+            if let Some(inner) = w.upgrade() {
+                inner.on_remote_track(&r, generation, track);
+            }
+            Box::pin(async {})
+        }));
+        Ok((pc, audio_out))
+    }
+
+    /// A remote track arrived: announce it and start its receive pipeline.
+    fn on_remote_track(self: &Arc<Self>, remote: &str, generation: u64, track: Arc<TrackRemote>) {
+        let codec = track.codec();
+        let mime = codec.capability.mime_type.to_ascii_lowercase();
+        let track_id = match track.id() {
+            id if id.is_empty() => format!("{}-{}", track.kind(), track.ssrc()),
+            id => id,
+        };
+        let added = Event::TrackAdded {
+            peer_id: remote.into(),
+            track_id: track_id.clone(),
+            kind: MediaKind::of(track.kind()),
+            codec: mime.trim_start_matches("audio/").trim_start_matches("video/").to_string(),
+            clock_rate: codec.capability.clock_rate,
+            channels: codec.capability.channels,
+        };
+        if mime != "audio/opus" {
+            // Video arrives with the video pipeline; until then it is announced, not decoded.
+            self.events.push(added);
+            return;
+        }
+        let remote_audio = Arc::new(RemoteAudio {
+            stats: Mutex::new(AudioReceiveStats { peer_id: remote.into(), track_id: track_id.clone(), codec: "opus".into(), ..Default::default() }),
+        });
+        {
+            let mut st = self.state.lock().unwrap();
+            let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return };
+            p.remote_audio.push(remote_audio.clone());
+        }
+        self.events.push(added);
+        let settings = ReceiveSettings {
+            rate: self.cfg.audio_output_sample_rate,
+            channels: self.cfg.audio_output_channels as u16,
+            format: self.cfg.audio_output_format,
+            max_wait: Duration::from_millis(self.cfg.jitter_buffer_size_ms.into()),
+        };
+        let (sink, w, r) = (self.audio_frames.clone(), Arc::downgrade(self), remote.to_string());
+        tokio::spawn(async move {
+            crate::media::audio::receive::run(track, remote_audio.clone(), settings, sink).await;
+            if let Some(inner) = w.upgrade() {
+                if let Some(p) = inner.state.lock().unwrap().peers.get_mut(&r) {
+                    p.remote_audio.retain(|a| !Arc::ptr_eq(a, &remote_audio));
+                }
+                inner.events.push(Event::TrackRemoved { peer_id: r, track_id, kind: MediaKind::Audio });
+            }
+        });
+    }
+
+    /// For one frame of audio track `track`: the RTP senders of the peers `target` names that
+    /// are free or already carry this track (claimed on first use), and how many were busy.
+    fn resolve_audio(&self, target: &TrackTarget, track: u64) -> (Vec<Arc<PeerSender>>, usize) {
+        let mut st = self.state.lock().unwrap();
+        let ids: Vec<String> = match target {
+            TrackTarget::None => return (Vec::new(), 0),
+            TrackTarget::Peer(p) => vec![p.clone()],
+            TrackTarget::Session(s) => st.sessions.get(s).map(|s| s.peers.iter().cloned().collect()).unwrap_or_default(),
+            TrackTarget::All => st.peers.keys().cloned().collect(),
+        };
+        let (mut out, mut busy) = (Vec::with_capacity(ids.len()), 0);
+        for id in ids {
+            let Some(p) = st.peers.get_mut(&id) else { continue };
+            let Some(sender) = &p.audio_out else { continue };
+            match p.audio_owner {
+                Some(owner) if owner != track => busy += 1,
+                _ => {
+                    p.audio_owner = Some(track);
+                    out.push(sender.clone());
+                }
+            }
+        }
+        (out, busy)
     }
 
     /// Adds a channel to the peer (if that connection is still current) and wires its events.
@@ -823,10 +981,10 @@ impl Inner {
     async fn open_peer(self: &Arc<Self>, remote: &str, initiator: bool) -> Result<(Arc<RTCPeerConnection>, u64)> {
         self.check_capacity(&self.state.lock().unwrap(), remote)?;
         let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
-        let pc = self.new_peer_connection(remote, generation).await?;
+        let (pc, audio_out) = self.new_peer_connection(remote, generation).await?;
         let taken = {
             let mut st = self.state.lock().unwrap();
-            self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), generation, initiator)))
+            self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), audio_out, generation, initiator)))
         };
         if let Err(e) = taken {
             let _ = pc.close().await;

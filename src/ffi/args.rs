@@ -24,14 +24,22 @@ pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<
 
 /// A byte buffer; NULL is allowed only with `len` 0.
 pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize, name: &str) -> FfiResult<&'a [u8]> {
+    unsafe { slice_arg(p, len, name) }
+}
+
+/// `len` values of `T`; NULL is allowed only with `len` 0, a misaligned pointer is refused.
+pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, len: usize, name: &str) -> FfiResult<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
     }
     if p.is_null() {
         return fail(RMW_ERR_INVALID_ARGUMENT, format!("{name} is NULL with length {len}"));
     }
-    if len > isize::MAX as usize {
+    if len.checked_mul(size_of::<T>()).is_none_or(|bytes| bytes > isize::MAX as usize) {
         return fail(RMW_ERR_INVALID_ARGUMENT, format!("{name} length {len} is out of range"));
+    }
+    if !p.is_aligned() {
+        return fail(RMW_ERR_INVALID_ARGUMENT, format!("{name} is not aligned for its type"));
     }
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }

@@ -17,17 +17,20 @@ struct Owned {
     label: Option<CString>,
     message: Option<CString>,
     data: Option<Bytes>,
+    track_id: Option<CString>,
+    codec: Option<CString>,
 }
 
-fn cstring(s: &str) -> CString {
+pub(super) fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
 /// Builds the C view of an event; the returned box must outlive the view.
 fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
     use rmw_event_kind_t::*;
-    let mut o = Box::new(Owned { peer_id: None, label: None, message: None, data: None });
+    let mut o = Box::new(Owned { peer_id: None, label: None, message: None, data: None, track_id: None, codec: None });
     let (mut channel, mut state, mut binary) = (0u64, PeerState::New, false);
+    let (mut media_kind, mut clock_rate, mut channels) = (rmw_media_kind_t::RMW_MEDIA_NONE, 0u32, 0u32);
     let kind = match ev {
         Event::SignalingConnected => RMW_EVENT_SIGNALING_CONNECTED,
         Event::SignalingDisconnected { reason } => {
@@ -68,6 +71,15 @@ fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
             o.data = Some(data);
             RMW_EVENT_DATA_CHANNEL_MESSAGE
         }
+        Event::TrackAdded { peer_id, track_id, kind: k, codec, clock_rate: r, channels: c } => {
+            (o.peer_id, o.track_id, o.codec) = (Some(cstring(&peer_id)), Some(cstring(&track_id)), Some(cstring(&codec)));
+            (media_kind, clock_rate, channels) = (k.into(), r, c.into());
+            RMW_EVENT_TRACK_ADDED
+        }
+        Event::TrackRemoved { peer_id, track_id, kind: k } => {
+            (o.peer_id, o.track_id, media_kind) = (Some(cstring(&peer_id)), Some(cstring(&track_id)), k.into());
+            RMW_EVENT_TRACK_REMOVED
+        }
         Event::Error { peer_id, message } => {
             o.peer_id = peer_id.as_deref().map(cstring);
             o.message = Some(cstring(&message));
@@ -86,6 +98,11 @@ fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
         len: o.data.as_ref().map_or(0, |d| d.len()),
         binary,
         message: ptr(&o.message),
+        track_id: ptr(&o.track_id),
+        media_kind,
+        codec: ptr(&o.codec),
+        clock_rate,
+        channels,
         internal: std::ptr::null_mut(),
     };
     (view, o)
@@ -103,6 +120,11 @@ fn zeroed_event() -> rmw_event_t {
         len: 0,
         binary: false,
         message: std::ptr::null(),
+        track_id: std::ptr::null(),
+        media_kind: rmw_media_kind_t::RMW_MEDIA_NONE,
+        codec: std::ptr::null(),
+        clock_rate: 0,
+        channels: 0,
         internal: std::ptr::null_mut(),
     }
 }

@@ -34,6 +34,8 @@ impl From<Error> for FfiError {
             Error::Timeout(_) => RMW_ERR_TIMEOUT,
             Error::Closed(_) => RMW_ERR_CLOSED,
             Error::WouldBlock(_) => RMW_ERR_WOULD_BLOCK,
+            Error::QueueFull(_) => RMW_ERR_QUEUE_FULL,
+            Error::Codec(_) => RMW_ERR_CODEC,
         };
         FfiError { status, message: e.to_string() }
     }
@@ -97,6 +99,8 @@ pub extern "C" fn rmw_status_string(status: i32) -> *const c_char {
         -13 => "RMW_ERR_CLOSED\0",
         -14 => "RMW_ERR_WOULD_BLOCK\0",
         -15 => "RMW_ERR_INTERNAL\0",
+        -16 => "RMW_ERR_QUEUE_FULL\0",
+        -17 => "RMW_ERR_CODEC\0",
         _ => "RMW_ERR_UNKNOWN\0",
     };
     s.as_ptr().cast()

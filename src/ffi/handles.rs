@@ -18,6 +18,7 @@ pub(crate) enum Kind {
     Transport = 1,
     Server = 2,
     Channel = 3,
+    AudioTrack = 4,
 }
 
 impl Kind {
@@ -26,6 +27,7 @@ impl Kind {
             Kind::Transport => "transport",
             Kind::Server => "signaling server",
             Kind::Channel => "data channel",
+            Kind::AudioTrack => "audio track",
         }
     }
     fn of(handle: u64) -> Option<Kind> {
@@ -33,6 +35,7 @@ impl Kind {
             1 => Some(Kind::Transport),
             2 => Some(Kind::Server),
             3 => Some(Kind::Channel),
+            4 => Some(Kind::AudioTrack),
             _ => None,
         }
     }
@@ -98,17 +101,31 @@ pub(crate) fn remove_server(handle: u64) -> FfiResult<Arc<ServerSlot>> {
 
 /// The C handle of a core channel id.
 pub(crate) fn channel_handle(core_id: u64) -> u64 {
-    if core_id == 0 { 0 } else { ((Kind::Channel as u64) << KIND_SHIFT) | (core_id & ID_MASK) }
+    child_handle(Kind::Channel, core_id)
 }
 
 /// The transport owning a channel handle, and the core channel id.
 pub(crate) fn channel(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
-    check_kind(handle, Kind::Channel)?;
+    child(handle, Kind::Channel, Transport::has_channel)
+}
+
+pub(crate) fn audio_track_handle(core_id: u64) -> u64 {
+    child_handle(Kind::AudioTrack, core_id)
+}
+
+/// The transport owning an audio track handle, and the core track id.
+pub(crate) fn audio_track(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
+    child(handle, Kind::AudioTrack, Transport::has_audio_track)
+}
+
+/// Objects owned by a transport (channels, tracks) carry the core's own never-reused id.
+fn child_handle(kind: Kind, core_id: u64) -> u64 {
+    if core_id == 0 { 0 } else { ((kind as u64) << KIND_SHIFT) | (core_id & ID_MASK) }
+}
+
+fn child(handle: u64, kind: Kind, owns: fn(&Transport, u64) -> bool) -> FfiResult<(Arc<Transport>, u64)> {
+    check_kind(handle, kind)?;
     let id = handle & ID_MASK;
     let transports: Vec<Arc<Transport>> = TRANSPORTS.lock().unwrap().as_ref().map(|m| m.values().cloned().collect()).unwrap_or_default();
-    transports
-        .into_iter()
-        .find(|t| t.has_channel(id))
-        .map(|t| (t, id))
-        .ok_or_else(|| stale(handle, Kind::Channel))
+    transports.into_iter().find(|t| owns(t, id)).map(|t| (t, id)).ok_or_else(|| stale(handle, kind))
 }

@@ -8,6 +8,7 @@
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
 mod args;
+mod audio;
 mod datachannel;
 mod event;
 mod guard;
@@ -18,6 +19,7 @@ mod session;
 mod transport;
 mod types;
 
+pub use audio::*;
 pub use datachannel::*;
 pub use event::*;
 pub use guard::{rmw_last_error_message, rmw_status_string};

@@ -44,6 +44,10 @@ pub enum rmw_status_t {
     RMW_ERR_WOULD_BLOCK = -14,
     /// An internal error was caught at the API boundary; the library is still usable.
     RMW_ERR_INTERNAL = -15,
+    /// A media send queue is full (the encoder is behind): this input was not taken.
+    RMW_ERR_QUEUE_FULL = -16,
+    /// The codec (libopus, libvpx) refused the data or the settings.
+    RMW_ERR_CODEC = -17,
 }
 
 /// A transport: one identity on the signaling server and its peer connections.
@@ -83,6 +87,30 @@ pub enum rmw_event_kind_t {
     RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW = 10,
     /// Something failed; `message` says what, `peer_id` names the peer if one is concerned.
     RMW_EVENT_ERROR = 11,
+    /// `peer_id` started sending track `track_id` of `media_kind`, coded as `codec` ("opus")
+    /// at `clock_rate` with `channels`. Its decoded audio comes through
+    /// `rmw_transport_poll_audio` / the audio callback.
+    RMW_EVENT_TRACK_ADDED = 12,
+    /// Track `track_id` of `peer_id` ended.
+    RMW_EVENT_TRACK_REMOVED = 13,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_media_kind_t {
+    RMW_MEDIA_NONE = 0,
+    RMW_MEDIA_AUDIO = 1,
+    RMW_MEDIA_VIDEO = 2,
+}
+
+/// Sample format of received audio (`audio_output_format` in the transport config).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_sample_format_t {
+    /// Interleaved `float` in [-1, 1].
+    RMW_SAMPLE_F32 = 0,
+    /// Interleaved `int16_t`.
+    RMW_SAMPLE_S16 = 1,
 }
 
 #[repr(C)]
@@ -116,9 +144,97 @@ pub struct rmw_event_t {
     pub binary: bool,
     /// NUL-terminated human-readable text (errors, disconnect reasons), or NULL.
     pub message: *const c_char,
+    /// Track events: NUL-terminated track id, or NULL.
+    pub track_id: *const c_char,
+    pub media_kind: rmw_media_kind_t,
+    /// Track events: NUL-terminated lower-case codec name ("opus"), or NULL.
+    pub codec: *const c_char,
+    pub clock_rate: u32,
+    pub channels: u32,
     /// Library-private; do not touch.
     pub internal: *mut c_void,
 }
+
+/// An outgoing audio track of a transport; valid until `rmw_audio_track_free` or until its
+/// transport is freed.
+pub type rmw_audio_track_t = u64;
+
+/// Whom an outgoing track sends to (`target_kind` arguments).
+pub const RMW_TARGET_NONE: i32 = 0;
+/// The peer named by `target_id`.
+pub const RMW_TARGET_PEER: i32 = 1;
+/// Every peer of the session named by `target_id`, as its membership changes.
+pub const RMW_TARGET_SESSION: i32 = 2;
+/// Every peer of the transport, later ones included.
+pub const RMW_TARGET_ALL: i32 = 3;
+
+/// Opus application modes (`rmw_audio_track_config_t.application`).
+pub const RMW_OPUS_VOIP: i32 = 0;
+pub const RMW_OPUS_AUDIO: i32 = 1;
+pub const RMW_OPUS_LOW_DELAY: i32 = 2;
+
+/// How an outgoing audio track encodes; start from `rmw_audio_track_config_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rmw_audio_track_config_t {
+    /// Rate of the PCM you send: 8000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
+    /// (anything but 48000 is resampled). Default 48000.
+    pub sample_rate: u32,
+    /// 1 or 2 (interleaved). Default 1.
+    pub channels: u32,
+    /// Opus frame: 10, 20, 40 or 60 ms. Default 20.
+    pub frame_ms: u32,
+    /// Bits per second, 6000..=510000. Default 32000.
+    pub bitrate: u32,
+    /// 0 (fastest) ..= 10 (best). Default 9.
+    pub complexity: u32,
+    /// In-band FEC (the receiver rebuilds a lost frame from the next). Default true.
+    pub fec: bool,
+    /// Loss rate (0..=100 %) FEC is planned for. Default 10.
+    pub expected_loss_percent: u32,
+    /// Discontinuous transmission: silence is not sent. Default false.
+    pub dtx: bool,
+    /// `RMW_OPUS_VOIP` (default), `RMW_OPUS_AUDIO` or `RMW_OPUS_LOW_DELAY`.
+    pub application: i32,
+    /// Most PCM (ms) queued ahead of the encoder before sends are refused with
+    /// `RMW_ERR_QUEUE_FULL`. Default 200.
+    pub max_queue_ms: u32,
+}
+
+/// A block of decoded audio from one remote track. Every pointer is owned by the library:
+/// after `rmw_transport_poll_audio` it stays valid until `rmw_audio_frame_release`; inside
+/// the audio callback, until the callback returns.
+#[repr(C)]
+#[derive(Debug)]
+pub struct rmw_audio_frame_t {
+    pub transport: rmw_transport_t,
+    /// NUL-terminated ids of the sending peer and of its track.
+    pub peer_id: *const c_char,
+    pub track_id: *const c_char,
+    /// As configured: `audio_output_sample_rate`, `audio_output_channels`,
+    /// `audio_output_format`.
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub format: rmw_sample_format_t,
+    /// Interleaved samples: `samples_per_channel * channels` values of `format`.
+    pub data: *const c_void,
+    pub samples_per_channel: usize,
+    /// RTP timestamp (48 kHz clock) of the first sample.
+    pub rtp_timestamp: u32,
+    /// Arrival of the packet, in microseconds of CLOCK_MONOTONIC (see `rmw_clock_us`).
+    pub arrival_us: u64,
+    /// Level as in RFC 6464: 0 is full scale, 127 silence (-dBov).
+    pub level: u8,
+    /// True when the block was lost and concealed or rebuilt from FEC.
+    pub concealed: bool,
+    /// Library-private; do not touch.
+    pub internal: *mut c_void,
+}
+
+/// Runs on the transport's audio thread (never a thread the library needs for the network).
+/// `frame` and its samples are valid until the callback returns. Any API function may be
+/// called from it, `rmw_transport_free` of this transport included.
+pub type rmw_audio_callback_t = Option<unsafe extern "C" fn(frame: *const rmw_audio_frame_t, user_data: *mut c_void)>;
 
 /// Reliability of a data channel, as in the W3C `RTCDataChannelInit`. At most one of
 /// `max_retransmits` and `max_packet_lifetime_ms` may be >= 0; both -1 means reliable.
@@ -149,6 +265,15 @@ pub type rmw_event_callback_t = Option<unsafe extern "C" fn(event: *const rmw_ev
 /// `message` are valid until it returns.
 pub type rmw_log_callback_t =
     Option<unsafe extern "C" fn(level: i32, target: *const c_char, message: *const c_char, user_data: *mut c_void)>;
+
+impl From<crate::events::MediaKind> for rmw_media_kind_t {
+    fn from(k: crate::events::MediaKind) -> Self {
+        match k {
+            crate::events::MediaKind::Audio => rmw_media_kind_t::RMW_MEDIA_AUDIO,
+            crate::events::MediaKind::Video => rmw_media_kind_t::RMW_MEDIA_VIDEO,
+        }
+    }
+}
 
 impl From<crate::events::PeerState> for rmw_peer_state_t {
     fn from(s: crate::events::PeerState) -> Self {

@@ -2,6 +2,8 @@
 //! transports restricted to loopback ICE candidates.
 #![allow(dead_code)]
 
+pub mod audio;
+
 use remotemedia_webrtc::events::PeerState;
 use remotemedia_webrtc::{Config, Event, IcePolicy, ServerConfig, SignalingServer, Transport};
 use std::time::{Duration, Instant};
