@@ -104,11 +104,6 @@
 #define RMW_LOG_TRACE 5
 
 /*
- RTP clock and Opus's internal rate.
- */
-#define OPUS_RATE 48000
-
-/*
  Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
  error on the calling thread is `rmw_last_error_message()`.
  */
@@ -463,11 +458,6 @@ typedef void (*rmw_log_callback_t)(int32_t level,
  A running signaling server.
  */
 typedef uint64_t rmw_signaling_server_t;
-
-/*
- Input rates `send` accepts (anything but 48 kHz is resampled).
- */
-#define INPUT_RATES { 8000, 16000, 24000, 32000, 44100, 48000, 96000, }
 
 #ifdef __cplusplus
 extern "C" {

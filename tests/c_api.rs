@@ -10,6 +10,9 @@
 //!   errors, status names, thread-local errors).
 //! - `chat_example_exchanges_messages`: examples_c/chat.c, two peers over loopback.
 //! - `callback_frees_its_own_transport`, `free_while_poll_is_blocked`: tests/c/*.c.
+//! - `audio_tone_by_callback_and_poll`: tests/c/audio_api.c (audio argument checks; a 440 Hz
+//!   tone between two peers, received by callback then by polling, in f32 and in s16; freeing
+//!   transports with live tracks and audio callbacks).
 //!
 //! Needs `cc` on PATH. Programs are built under target/tmp/c_api-<pid>/ with
 //! -Wall -Wextra -Werror, and run with a timeout.
@@ -29,7 +32,8 @@ use std::time::Duration;
 
 /// Handle typedefs and their kind (the top byte of a handle). A new handle type must be
 /// added here; the generator refuses to guess.
-const HANDLE_KINDS: &[(&str, u8)] = &[("rmw_transport_t", 1), ("rmw_signaling_server_t", 2), ("rmw_data_channel_t", 3)];
+const HANDLE_KINDS: &[(&str, u8)] =
+    &[("rmw_transport_t", 1), ("rmw_signaling_server_t", 2), ("rmw_data_channel_t", 3), ("rmw_audio_track_t", 4)];
 
 /// Non-pointer C types passed as plain values (0 in every generated call).
 const SCALARS: &[&str] = &[
@@ -444,4 +448,18 @@ fn free_while_poll_is_blocked() {
         "free_during_poll failed:\n{}",
         r.describe()
     );
+}
+
+#[test]
+fn audio_tone_by_callback_and_poll() {
+    let exe = build("audio_api", &[c_source("audio_api.c")], "c11", &[]);
+    let r = run(&exe, Duration::from_secs(90));
+    assert!(
+        r.code == Some(0) && r.stdout.lines().any(|l| l.starts_with("audio_api: OK")),
+        "audio_api failed:\n{}",
+        r.describe()
+    );
+    for expected in ["A: argument checks done (0 failures)", "D1: freed bob", "D2: bob's audio callback freed bob"] {
+        assert!(r.stdout.contains(expected), "audio_api output lacks {expected:?}:\n{}", r.describe());
+    }
 }

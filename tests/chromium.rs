@@ -6,7 +6,10 @@
 //! RMW_REQUIRE_CHROMIUM=1 (CI), where they fail.
 
 mod common;
+use common::audio::*;
 use common::*;
+use remotemedia_webrtc::media::TrackTarget;
+use remotemedia_webrtc::media::audio::AudioSendConfig;
 use remotemedia_webrtc::transport::Target;
 use remotemedia_webrtc::{Event, Transport};
 use std::os::unix::process::CommandExt;
@@ -50,6 +53,9 @@ impl Browser {
                 "--allow-loopback-in-peer-connection",
                 "--use-fake-device-for-media-stream",
                 "--use-fake-ui-for-media-stream",
+                // The page plays received audio in an <audio> element (Chromium measures its
+                // level only then) and starts an AudioContext: no user gesture here.
+                "--autoplay-policy=no-user-gesture-required",
                 // The page's console.log lines land in stderr: shown when a test fails.
                 "--enable-logging=stderr",
                 "--log-level=0",
@@ -162,4 +168,85 @@ fn browser_calls_native() {
     // The browser's "data" channel is our default channel: send_data reaches it.
     exchange(&mut b, &native, |n| assert_eq!(n.send_data(Target::Peer("browser"), b"ping-native", false).unwrap(), 1));
     assert_eq!(native.connected_peers(), vec!["browser".to_string()]);
+}
+
+/// The browser's `stats:` reports (every 500 ms) until one satisfies `ok`; returns it.
+fn browser_stats(b: &mut Browser, native: &Transport, what: &str, mut ok: impl FnMut(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let found = b.expect(native, what, |e| match e {
+        Event::DataChannelMessage { data, .. } if data.starts_with(b"stats:") => {
+            last = serde_json::from_slice(&data[6..]).unwrap_or_default();
+            ok(&last)
+        }
+        _ => false,
+    });
+    let Event::DataChannelMessage { data, .. } = found else { unreachable!() };
+    serde_json::from_slice(&data[6..]).unwrap()
+}
+
+/// We send 440 Hz, the page sends 660 Hz (WebAudio oscillator): the browser's getStats must
+/// show our Opus packets with energy and its analyser our frequency; our decoder must give
+/// its frequency back as PCM.
+fn audio_both_ways(b: &mut Browser, native: &Transport) {
+    let track = native.add_audio_track(TrackTarget::Peer("browser".into()), AudioSendConfig::default()).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| send_sine(native, track, &[440.0], 48_000, 4.0, &[960], false));
+        let st = browser_stats(b, native, "browser stats showing our 440 Hz", |v| {
+            v["in"]["packetsReceived"].as_u64().unwrap_or(0) > 50
+                && v["in"]["totalAudioEnergy"].as_f64().unwrap_or(0.0) > 0.0
+                && v["freq"].as_f64().is_some_and(|f| (f - 440.0).abs() < 5.0)
+        });
+        assert_eq!(st["in"]["mimeType"], "audio/opus", "{st}");
+        let frames = collect(native, "browser", Duration::from_secs(1));
+        assert!(frames.len() > 25, "only {} frames from the browser", frames.len());
+        let x = channel(&frames, 0);
+        let hz = frequency(&x[x.len() / 4..], 48_000);
+        assert!((hz - 660.0).abs() < 3.0, "we heard {hz:.1} Hz from the browser");
+    });
+    let rx = native.stats().remote_audio_tracks;
+    assert!(rx.iter().any(|r| r.peer_id == "browser" && r.frames_decoded > 25 && r.decode_errors == 0), "{rx:?}");
+}
+
+#[test]
+fn native_calls_the_browser_with_audio() {
+    if !chromium_available(CHROMIUM) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let native = transport(&s.url(), "native-caller");
+    let mut b = Browser::launch(&page_url(&s.url(), "&audio=1&tone=660"));
+    b.expect(&native, "the browser announcing itself", |e| matches!(e, Event::PeerDiscovered { peer_id } if peer_id == "browser"));
+    native.connect_peer("browser").unwrap();
+    b.expect(&native, "the default channel to the browser opening", is_open("browser", "data"));
+    audio_both_ways(&mut b, &native);
+}
+
+#[test]
+fn browser_calls_native_with_audio() {
+    if !chromium_available(CHROMIUM) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let native = transport(&s.url(), "native-callee");
+    let mut b = Browser::launch(&page_url(&s.url(), "&audio=1&tone=660&call=native-callee"));
+    b.expect(&native, "the browser's \"data\" channel opening", is_open("browser", "data"));
+    audio_both_ways(&mut b, &native);
+}
+
+#[test]
+fn the_fake_microphone_arrives_as_pcm() {
+    if !chromium_available(CHROMIUM) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let native = transport(&s.url(), "native-callee");
+    // No tone: the page sends getUserMedia's fake-device microphone (short beeps).
+    let mut b = Browser::launch(&page_url(&s.url(), "&audio=1&call=native-callee"));
+    b.expect(&native, "the browser's audio track", |e| matches!(e, Event::TrackAdded { peer_id, codec, .. } if peer_id == "browser" && codec == "opus"));
+    let frames = collect(&native, "browser", Duration::from_secs(2));
+    assert!(frames.len() > 50, "only {} frames of the fake microphone in 2 s", frames.len());
+    assert!(frames.iter().all(|f| f.sample_rate == 48_000 && f.channels == 2 && f.samples_per_channel() == 960));
 }

@@ -3,23 +3,48 @@
 WebSocket, see SIGNALING-PROTOCOL), for the interop tests in tests/aiortc.rs.
 
     peer.py --signal ws://127.0.0.1:PORT --id ID [--call PEER] [--echo] [--timeout S]
+            [--audio [--tone HZ] [--audio-report-after S]]
 
 It announces ID. With --call it waits until PEER is on the server (announce's other_peers or
 a peer_joined notification), creates a data channel "data" and sends an offer; otherwise it
 answers the offers it gets. aiortc does not trickle: its descriptions carry all its
 candidates. It does accept trickled `ice_candidate` notifications, held until the remote
 description is set. When a channel opens it sends "hello from aiortc"; with --echo it sends
-"echo:" + message back for every message. Loopback only: host candidates are 127.0.0.1 and
-there is no STUN server.
+"echo:" + message back for every message (except its own kind of report, "audio-result:...").
+Loopback only: host candidates are 127.0.0.1 and there is no STUN server.
+
+With --audio it also sends and receives audio on one sendrecv audio m-line (Opus, 48 kHz):
+  * It sends a continuous sine of --tone HZ (default 440) at amplitude 0.3 of full scale
+    (RMS -13.5 dBFS) as s16 mono 48 kHz frames of 20 ms (960 samples), paced in real time.
+    aiortc's Opus encoder upmixes it to stereo at -3 dB (libswresample's centre mix level),
+    so the receiver decodes amplitude 0.21 in each channel: about -16.5 dBFS RMS.
+    The caller adds the track before its offer; the answerer adds it after applying the
+    offer, to the offered audio transceiver (which makes that m-line sendrecv; an offer
+    without audio gets no track). --tone 0 sends no track but still receives (the caller
+    then offers a recvonly audio m-line, the answerer answers recvonly).
+  * It analyses the first remote audio track: it skips the first 0.3 s, takes the next
+    --audio-report-after S seconds (default 1.5), mixes them to mono and sends ONE text
+    message on the "data" channel (after "hello from aiortc"; when the channel opens if it
+    is not open yet), also logged:
+        audio-result:{"freq": 440.2, "rms_dbfs": -13.5, "rate": 48000, "channels": 2,
+                      "frames": 75, "samples": 72000, "method": "fft"}
+    freq: dominant frequency in Hz (windowed FFT peak with numpy, else the rate of
+    upward zero crossings; null without a signal); rms_dbfs: RMS of the mono mix in dB
+    relative to full-scale amplitude 1.0 (so a full-scale sine is -3.0; floor -120);
+    rate, channels: of the received frames (aiortc decodes Opus to s16 stereo 48 kHz);
+    frames: frames that contributed to the analysed window; samples: its length.
 
 Exits 0 when the connection closes (or the remote leaves) after having been connected, 2 on
 timeout, 1 on an error. Logs go to stderr.
 """
 
 import argparse
+import array
 import asyncio
+import fractions
 import json
 import logging
+import math
 import sys
 import time
 
@@ -28,8 +53,15 @@ import aioice.ice
 # Loopback only: aioice would offer every interface address (and never 127.0.0.1).
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
+import av  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from aiortc.sdp import candidate_from_sdp  # noqa: E402
+
+try:  # optional: av does not need it, aiortc 1.16 does not either
+    import numpy as np
+except ImportError:
+    np = None
 
 try:  # websockets >= 13
     from websockets.asyncio.client import connect as ws_connect
@@ -46,6 +78,148 @@ def log(peer_id, msg, *args):
 
 class RpcError(Exception):
     pass
+
+
+# --- audio ---------------------------------------------------------------------------
+
+AUDIO_RATE = 48000
+AUDIO_FRAME_SAMPLES = 960  # 20 ms
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
+TONE_AMPLITUDE = 0.3  # of full scale
+AUDIO_SKIP_S = 0.3  # received audio ignored before the analysed window
+AUDIO_RESULT_PREFIX = "audio-result:"
+
+
+class ToneTrack(MediaStreamTrack):
+    """A continuous sine as s16 mono 48 kHz frames of 20 ms, paced in real time (as aiortc's
+    AudioStreamTrack paces its silence)."""
+
+    kind = "audio"
+
+    def __init__(self, freq, amplitude=TONE_AMPLITUDE):
+        super().__init__()
+        self.freq = freq
+        self.scale = amplitude * 32767
+        self.step = 2 * math.pi * freq / AUDIO_RATE  # phase advance per sample
+        self.phase = 0.0
+        self.pts = 0
+        self.start = None
+
+    def samples(self):
+        n, ph, step, scale = AUDIO_FRAME_SAMPLES, self.phase, self.step, self.scale
+        if np is not None:
+            data = np.rint(np.sin(ph + step * np.arange(n)) * scale).astype(np.int16).tobytes()
+        else:
+            data = array.array("h", [int(round(math.sin(ph + step * i) * scale)) for i in range(n)]).tobytes()
+        self.phase = (ph + step * n) % (2 * math.pi)
+        return data
+
+    async def recv(self):
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.start is None:
+            self.start = time.time()
+        else:
+            wait = self.start + self.pts / AUDIO_RATE - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME_SAMPLES)
+        frame.planes[0].update(self.samples())  # s16 is native-endian, as array/numpy write it
+        frame.pts = self.pts
+        frame.sample_rate = AUDIO_RATE
+        frame.time_base = AUDIO_TIME_BASE
+        self.pts += AUDIO_FRAME_SAMPLES
+        return frame
+
+
+# sample format (without the planar "p") -> (array typecode, offset, scale to [-1, 1))
+_SAMPLE_FORMATS = {
+    "u8": ("B", -128.0, 1 / 128),
+    "s16": ("h", 0.0, 1 / 32768),
+    "s32": ("i", 0.0, 1 / 2147483648),
+    "s64": ("q", 0.0, 1 / 9223372036854775808),
+    "flt": ("f", 0.0, 1.0),
+    "dbl": ("d", 0.0, 1.0),
+}
+
+
+def channel_count(frame):
+    layout = frame.layout
+    n = getattr(layout, "nb_channels", None)
+    return n if n else len(layout.channels)
+
+
+def frame_to_mono(frame):
+    """The frame's samples mixed to mono floats in [-1, 1): a numpy array with numpy, else a list."""
+    name, channels, n = frame.format.name, channel_count(frame), frame.samples
+    planar = frame.format.is_planar
+    base = name[:-1] if planar else name
+    code, offset, scale = _SAMPLE_FORMATS[base]
+    if np is not None:
+        a = frame.to_ndarray()  # packed: (1, n * channels) interleaved; planar: (channels, n)
+        a = a.reshape(-1, channels).T if not planar else a.reshape(channels, -1)
+        return ((a.astype(np.float64) + offset) * scale).mean(axis=0)
+    size = array.array(code).itemsize
+    if planar:
+        chans = []
+        for plane in frame.planes[:channels]:
+            chans.append(array.array(code, bytes(plane)[: n * size]))
+    else:
+        inter = array.array(code, bytes(frame.planes[0])[: n * channels * size])
+        chans = [inter[c::channels] for c in range(channels)]
+    k = scale / channels
+    return [(sum(v) + offset * channels) * k for v in zip(*chans)]
+
+
+def dominant_frequency(x, rate):
+    """(Hz or None, method) of the mono signal x (numpy array or list)."""
+    if np is not None:
+        x = np.asarray(x, dtype=np.float64)
+        x = x - x.mean()
+        if len(x) < 16 or not np.any(x):
+            return None, "fft"
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        k = int(np.argmax(spec[1:])) + 1
+        delta = 0.0
+        if 1 <= k < len(spec) - 1:  # parabolic interpolation on the log magnitude
+            a, b, c = (math.log(max(v, 1e-300)) for v in spec[k - 1 : k + 2])
+            den = a - 2 * b + c
+            if den != 0:
+                delta = 0.5 * (a - c) / den
+        return round((k + delta) * rate / len(x), 2), "fft"
+    # Pure Python: upward zero crossings with hysteresis, linearly interpolated.
+    mean = sum(x) / len(x) if x else 0.0
+    x = [v - mean for v in x]
+    peak = max((abs(v) for v in x), default=0.0)
+    if peak <= 0:
+        return None, "zero-crossings"
+    hyst = 0.1 * peak
+    armed, first, last, count = False, None, None, 0
+    for i in range(1, len(x)):
+        v = x[i]
+        if v < -hyst:
+            armed = True
+        elif armed and v >= 0 > x[i - 1]:
+            t = i - 1 + x[i - 1] / (x[i - 1] - v)
+            if first is None:
+                first = t
+            last, count, armed = t, count + 1, False
+    if count < 2 or last <= first:
+        return None, "zero-crossings"
+    return round((count - 1) * rate / (last - first), 2), "zero-crossings"
+
+
+def analyse(x, rate, channels, frames):
+    n = len(x)
+    freq, method = dominant_frequency(x, rate)
+    if np is not None:
+        xs = np.asarray(x, dtype=np.float64)
+        rms = float(np.sqrt(np.mean(xs * xs))) if n else 0.0
+    else:
+        rms = math.sqrt(sum(v * v for v in x) / n) if n else 0.0
+    dbfs = round(max(20 * math.log10(rms), -120.0), 2) if rms > 0 else -120.0
+    return {"freq": freq, "rms_dbfs": dbfs, "rate": rate, "channels": channels, "frames": frames,
+            "samples": n, "method": method}
 
 
 class Signaling:
@@ -111,6 +285,10 @@ class Peer:
         self.done = asyncio.Event()
         self.was_connected = False
         self.failed = None
+        self.data_channel = None  # the "data" channel, for the audio report
+        self.audio_result = None  # the report to send, once per connection
+        self.audio_result_sent = False
+        self.tasks = set()
 
     def log(self, msg, *args):
         log(self.id, msg, *args)
@@ -123,6 +301,8 @@ class Peer:
             asyncio.ensure_future(self.pc.close())
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc, self.remote, self.remote_described = pc, remote, False
+        self.data_channel, self.audio_result, self.audio_result_sent = None, None, False
+        analysing = []
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -145,21 +325,105 @@ class Peer:
             self.log("remote channel %r (id %s) arrived", ch.label, ch.id)
             self.wire(ch)
 
+        @pc.on("track")
+        def on_track(track):
+            self.log("remote %s track %s arrived", track.kind, track.id)
+            if track.kind == "audio" and self.args.audio and not analysing:
+                analysing.append(track)
+                task = asyncio.ensure_future(self.analyse_audio(pc, track))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
         return pc
 
+    def add_audio(self, pc, answering):
+        """--audio: the local tone track (or, with --tone 0 when calling, a recvonly m-line)."""
+        if not self.args.audio:
+            return
+        has_audio = any(t.kind == "audio" for t in pc.getTransceivers())
+        if answering and not has_audio:
+            self.log("the offer has no audio m-line: no audio")
+            return
+        if self.args.tone > 0:
+            pc.addTrack(ToneTrack(self.args.tone))  # answering: attaches to the offered transceiver
+            self.log("sending a %g Hz tone", self.args.tone)
+        elif not answering:
+            pc.addTransceiver("audio", direction="recvonly")
+            self.log("receiving audio only")
+
+    async def analyse_audio(self, pc, track):
+        """Skip AUDIO_SKIP_S of the remote audio, analyse the next --audio-report-after
+        seconds, report them; then keep draining the track."""
+        skip = want = None
+        rate = channels = None
+        chunks, frames, have = [], 0, 0
+        reported = False
+        try:
+            while True:
+                frame = await track.recv()
+                if reported:
+                    continue
+                if rate is None:
+                    rate, channels = frame.sample_rate, channel_count(frame)
+                    skip = int(AUDIO_SKIP_S * rate)
+                    want = int(self.args.audio_report_after * rate)
+                    self.log("first remote audio frame: %s %s %d Hz, %d samples, pts %s, time_base %s",
+                             frame.format.name, frame.layout.name, rate, frame.samples, frame.pts, frame.time_base)
+                elif (frame.sample_rate, channel_count(frame)) != (rate, channels):
+                    self.log("remote audio changed to %d Hz, %d channels", frame.sample_rate, channel_count(frame))
+                x = frame_to_mono(frame)
+                n = len(x)
+                if skip >= n:
+                    skip -= n
+                    continue
+                x, skip = x[skip:], 0
+                x = x[: want - have]
+                chunks.append(x)
+                frames += 1
+                have += len(x)
+                if have < want:
+                    continue
+                mono = np.concatenate(chunks) if np is not None else [v for c in chunks for v in c]
+                result = analyse(mono, rate, channels, frames)
+                chunks, reported = [], True
+                self.log("audio analysed: %s", json.dumps(result))
+                if pc is self.pc:
+                    self.audio_result = result
+                    self.send_audio_result()
+        except MediaStreamError:
+            self.log("remote audio track ended%s", "" if reported else " before the report")
+        except Exception as e:
+            self.log("audio analysis failed: %r", e)
+
+    def send_audio_result(self):
+        ch = self.data_channel
+        if self.audio_result is None or self.audio_result_sent or ch is None or ch.readyState != "open":
+            return
+        self.audio_result_sent = True
+        text = AUDIO_RESULT_PREFIX + json.dumps(self.audio_result)
+        self.log("channel %r: sending %s", ch.label, text)
+        ch.send(text)
+
     def wire(self, ch):
+        if ch.label == "data":
+            self.data_channel = ch
+
         def opened():
             self.log("channel %r open: sending hello", ch.label)
             ch.send("hello from aiortc")
+            if ch is self.data_channel:
+                self.send_audio_result()  # if it was ready before the channel
 
         @ch.on("message")
         def on_message(msg):
-            if len(msg) <= 100:
+            if len(msg) <= 100 or (isinstance(msg, str) and msg.startswith(AUDIO_RESULT_PREFIX)):
                 self.log("channel %r got %r", ch.label, msg)
             else:
                 self.log("channel %r got %d %s", ch.label, len(msg), "chars" if isinstance(msg, str) else "bytes")
             if self.args.echo:
-                ch.send("echo:" + msg if isinstance(msg, str) else b"echo:" + msg)
+                ours = msg.startswith(AUDIO_RESULT_PREFIX if isinstance(msg, str) else AUDIO_RESULT_PREFIX.encode())
+                if not ours:
+                    ch.send("echo:" + msg if isinstance(msg, str) else b"echo:" + msg)
 
         @ch.on("close")
         def on_close():
@@ -190,6 +454,7 @@ class Peer:
     async def call(self, remote):
         pc = self.new_pc(remote)
         self.wire(pc.createDataChannel("data"))
+        self.add_audio(pc, answering=False)
         await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate
         self.log("sending offer to %s", remote)
         res = await self.sig.call("offer", {"to_peer_id": remote, "sdp": pc.localDescription.sdp, "type": "offer"})
@@ -201,6 +466,7 @@ class Peer:
         pc = self.new_pc(remote)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=p["sdp"], type=p.get("type") or "offer"))
         await self.described(remote)
+        self.add_audio(pc, answering=True)
         await pc.setLocalDescription(await pc.createAnswer())
         self.log("sending answer to %s", remote)
         await self.sig.call("answer", {"to_peer_id": remote, "sdp": pc.localDescription.sdp, "type": "answer"})
@@ -276,7 +542,7 @@ class Peer:
             self.sig = Signaling(ws, self.id)
             reader = asyncio.create_task(self.sig.read_loop())
             res = await self.sig.call(
-                "announce", {"peer_id": self.id, "capabilities": {"audio": False, "video": False, "data": True}}
+                "announce", {"peer_id": self.id, "capabilities": {"audio": self.args.audio, "video": False, "data": True}}
             )
             self.log("announced: %s", res)
             self.known.update(res.get("other_peers") or [])
@@ -305,8 +571,15 @@ async def main():
     ap.add_argument("--call", help="peer id to call (else: answer offers)")
     ap.add_argument("--echo", action="store_true", help='send "echo:"+message back for every message')
     ap.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+    ap.add_argument("--audio", action="store_true", help="send a tone and analyse the received audio (Opus)")
+    ap.add_argument("--tone", type=float, default=440.0, help="frequency of the sent sine in Hz; 0: send no audio")
+    ap.add_argument(
+        "--audio-report-after", type=float, default=1.5, help="seconds of received audio to analyse (after 0.3 s)"
+    )
     ap.add_argument("--debug", action="store_true", help="aiortc/aioice debug logs")
     args = ap.parse_args()
+    if args.tone < 0 or args.audio_report_after <= 0:
+        ap.error("--tone must be >= 0 and --audio-report-after > 0")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
 
     peer = Peer(args)

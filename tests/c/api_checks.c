@@ -218,8 +218,10 @@ static void statuses_and_version(void) {
         {RMW_ERR_CLOSED, "RMW_ERR_CLOSED"},
         {RMW_ERR_WOULD_BLOCK, "RMW_ERR_WOULD_BLOCK"},
         {RMW_ERR_INTERNAL, "RMW_ERR_INTERNAL"},
+        {RMW_ERR_QUEUE_FULL, "RMW_ERR_QUEUE_FULL"},
+        {RMW_ERR_CODEC, "RMW_ERR_CODEC"},
     };
-    static const int32_t unknown[] = {1, -16, 100, -1000, INT32_MIN, INT32_MAX};
+    static const int32_t unknown[] = {1, -18, 100, -1000, INT32_MIN, INT32_MAX};
     size_t i;
     for (i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *s = rmw_status_string((int32_t)names[i].st);
