@@ -1,5 +1,5 @@
 /*
- * remotemedia-webrtc: real-time WebRTC data (audio and video to come) for native programs.
+ * remotemedia-webrtc: real-time WebRTC audio and data (video to come) for native programs.
  *
  * OVERVIEW
  *   rmw_signaling_server_start()  optional: run the bundled signaling server in-process
@@ -7,15 +7,19 @@
  *   rmw_transport_poll_event()    or rmw_transport_set_event_callback(): what happened
  *   rmw_transport_connect_peer()  offer a WebRTC connection to a discovered peer
  *   rmw_transport_send_data()     send on the default "data" channel (or rmw_data_channel_*)
+ *   rmw_audio_track_new()         an outgoing Opus track to a peer, a session or everyone;
+ *   rmw_audio_track_send_f32()    feed it PCM (any rate of 8-96 kHz, any chunk size)
+ *   rmw_transport_poll_audio()    or rmw_transport_set_audio_callback(): decoded PCM back
  *   rmw_transport_free()          close everything
  *
  * CONVENTIONS
  *   - Every fallible function returns rmw_status_t: RMW_OK (0) or a negative error. The text
  *     of the last error on the calling thread is rmw_last_error_message().
- *   - Handles (rmw_transport_t, rmw_data_channel_t, rmw_signaling_server_t) are 64-bit ids,
- *     never reused. 0, a freed handle or a handle of another kind gives
- *     RMW_ERR_INVALID_HANDLE; it never crashes. Exception: rmw_transport_free(0) and
- *     rmw_signaling_server_stop(0) are no-ops returning RMW_OK, like free(NULL).
+ *   - Handles (rmw_transport_t, rmw_data_channel_t, rmw_audio_track_t, rmw_signaling_server_t)
+ *     are 64-bit ids, never reused. 0, a freed handle or a handle of another kind gives
+ *     RMW_ERR_INVALID_HANDLE; it never crashes. Exception: rmw_transport_free(0),
+ *     rmw_audio_track_free(0) and rmw_signaling_server_stop(0) are no-ops returning RMW_OK,
+ *     like free(NULL).
  *   - Out-parameters are written only on success (the size-query *len below excepted).
  *   - Strings passed in are NUL-terminated UTF-8, read during the call only. Buffers passed in
  *     are copied before the call returns.
@@ -36,7 +40,15 @@
  *     rmw_transport_stats_json): the network never waits for the application.
  *   - Polled events own their strings and data until rmw_event_release(); callback events
  *     until the callback returns. Copy what you keep.
- *   - Freeing a transport closes and invalidates its peers and data channels.
+ *   - Audio: rmw_audio_track_send_* copies the PCM into the track's bounded queue and returns
+ *     (about 0.3 us); each track encodes on a thread of its own. Decoded frames wait in a
+ *     second bounded queue (audio_queue_capacity; oldest dropped, "audio_frames_dropped")
+ *     for rmw_transport_poll_audio, or go to the audio callback, which runs on the
+ *     transport's audio thread with the same rules as the event callback (any function may be
+ *     called from it, free included; free waits for it). Polled frames own their samples
+ *     until rmw_audio_frame_release().
+ *   - Freeing a transport closes and invalidates its peers, data channels and audio tracks
+ *     (PCM already queued is encoded and sent first).
  *   - The log callback runs on whichever thread logs, library threads included: keep it
  *     short; blocking API calls made from it return RMW_ERR_WOULD_BLOCK.
  */
