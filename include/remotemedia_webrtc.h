@@ -66,7 +66,7 @@
 /*
  ABI version of this header (see `rmw_abi_version`).
  */
-#define RMW_ABI_VERSION 0
+#define RMW_ABI_VERSION 1
 
 /*
  Largest data-channel message `rmw_data_channel_send` / `rmw_transport_send_data` accept.
@@ -276,7 +276,7 @@ typedef enum {
  */
 typedef struct {
   /*
-   Rate of the PCM you send: 8000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
+   Rate of the PCM you send: 8000, 12000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
    (anything but 48000 is resampled). Default 48000.
    */
   uint32_t sample_rate;
@@ -433,7 +433,8 @@ typedef struct {
    */
   const char *message;
   /*
-   Track events: NUL-terminated track id, or NULL.
+   Track events: NUL-terminated track id (the sender's name for it: unique per peer,
+   so `peer_id` + `track_id` identify a track), or NULL.
    */
   const char *track_id;
   rmw_media_kind_t media_kind;
@@ -509,7 +510,8 @@ rmw_status_t rmw_audio_track_new(rmw_transport_t transport,
  Queues `samples_per_channel` frames of interleaved float PCM (the track's rate and
  channels) and returns without waiting for the encoder: any chunk size works. The samples
  are copied. `RMW_ERR_QUEUE_FULL` when more than the track's `max_queue_ms` is waiting
- (nothing of this call was taken). Safe from any thread, e.g. an audio device callback.
+ (nothing of this call was taken: retry later or drop it); a chunk longer than the whole
+ queue is `RMW_ERR_INVALID_ARGUMENT`. Safe from any thread, e.g. an audio device callback.
  */
 rmw_status_t rmw_audio_track_send_f32(rmw_audio_track_t track,
                                       const float *pcm,
@@ -534,6 +536,12 @@ rmw_status_t rmw_audio_track_set_target(rmw_audio_track_t track,
  frames not sent by DTX, packets and bytes sent, peers reached and peers busy.
  */
 rmw_status_t rmw_audio_track_stats_json(rmw_audio_track_t track, char *buf, size_t *len);
+
+/*
+ Writes the track's configuration (as given to `rmw_audio_track_new`, defaults filled in)
+ to `*out`: e.g. its channel count, which `samples_per_channel` of the sends counts in.
+ */
+rmw_status_t rmw_audio_track_get_config(rmw_audio_track_t track, rmw_audio_track_config_t *out);
 
 /*
  Stops the track: PCM already queued is still encoded and sent, then the handle becomes

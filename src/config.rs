@@ -227,8 +227,8 @@ impl Config {
         check(self.audio_codec == "opus", || format!("audio_codec must be \"opus\", got {:?}", self.audio_codec))?;
         check(matches!(self.video_codec.as_str(), "vp8" | "vp9"), || format!("video_codec must be \"vp8\" or \"vp9\", got {:?}", self.video_codec))?;
         check_range("jitter_buffer_size_ms", self.jitter_buffer_size_ms, 10, 2000)?;
-        check(INPUT_RATES.contains(&self.audio_output_sample_rate) || self.audio_output_sample_rate == 12_000, || format!(
-            "audio_output_sample_rate must be one of 8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, got {}", self.audio_output_sample_rate))?;
+        check(INPUT_RATES.contains(&self.audio_output_sample_rate), || format!(
+            "audio_output_sample_rate must be one of {INPUT_RATES:?}, got {}", self.audio_output_sample_rate))?;
         check_range("audio_output_channels", self.audio_output_channels, 1, 2)?;
         check_range("audio_queue_capacity", self.audio_queue_capacity, 4, 1 << 16)?;
         check_range("rtcp_interval_ms", self.rtcp_interval_ms, 100, 60_000)?;

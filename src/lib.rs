@@ -26,4 +26,4 @@ pub use transport::Transport;
 /// Library version (the crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bumped on every incompatible change of the C ABI; the soname carries it.
-pub const ABI_VERSION: u32 = 0;
+pub const ABI_VERSION: u32 = 1;

@@ -199,6 +199,9 @@ fn bad_audio_arguments_are_errors() {
     let stereo = a.add_audio_track(TrackTarget::None, AudioSendConfig { channels: 2, ..Default::default() }).unwrap();
     assert!(matches!(a.send_audio(stereo, Pcm::F32(&[0.0; 3])), Err(Error::InvalidArgument(_))), "odd sample count for stereo");
     assert!(matches!(a.send_audio(stereo, Pcm::F32(&[])), Err(Error::InvalidArgument(_))));
+    // A chunk longer than the whole queue (200 ms) could never be taken: an argument error,
+    // not QueueFull, so a retry loop cannot spin for ever.
+    assert!(matches!(a.send_audio(stereo, Pcm::F32(&vec![0.0; 2 * 48_000 / 4])), Err(Error::InvalidArgument(_))));
     let off = audio_transport(&s.url(), "mute", |c| c.enable_audio = false);
     assert!(matches!(off.add_audio_track(TrackTarget::All, AudioSendConfig::default()), Err(Error::InvalidArgument(_))));
 }

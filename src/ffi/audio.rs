@@ -17,7 +17,10 @@ use std::time::Duration;
 /// for 10 % loss), DTX off, VoIP mode, 200 ms of queue.
 #[unsafe(no_mangle)]
 pub extern "C" fn rmw_audio_track_config_default() -> rmw_audio_track_config_t {
-    let d = AudioSendConfig::default();
+    to_c_config(&AudioSendConfig::default())
+}
+
+fn to_c_config(d: &AudioSendConfig) -> rmw_audio_track_config_t {
     rmw_audio_track_config_t {
         sample_rate: d.sample_rate,
         channels: d.channels.into(),
@@ -27,7 +30,11 @@ pub extern "C" fn rmw_audio_track_config_default() -> rmw_audio_track_config_t {
         fec: d.fec,
         expected_loss_percent: d.expected_loss_percent.into(),
         dtx: d.dtx,
-        application: RMW_OPUS_VOIP,
+        application: match d.application {
+            OpusApplication::Voip => RMW_OPUS_VOIP,
+            OpusApplication::Audio => RMW_OPUS_AUDIO,
+            OpusApplication::LowDelay => RMW_OPUS_LOW_DELAY,
+        },
         max_queue_ms: d.max_queue_ms,
     }
 }
@@ -107,7 +114,8 @@ pub unsafe extern "C" fn rmw_audio_track_new(
 /// Queues `samples_per_channel` frames of interleaved float PCM (the track's rate and
 /// channels) and returns without waiting for the encoder: any chunk size works. The samples
 /// are copied. `RMW_ERR_QUEUE_FULL` when more than the track's `max_queue_ms` is waiting
-/// (nothing of this call was taken). Safe from any thread, e.g. an audio device callback.
+/// (nothing of this call was taken: retry later or drop it); a chunk longer than the whole
+/// queue is `RMW_ERR_INVALID_ARGUMENT`. Safe from any thread, e.g. an audio device callback.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_audio_track_send_f32(track: rmw_audio_track_t, pcm: *const f32, samples_per_channel: usize) -> rmw_status_t {
     call("rmw_audio_track_send_f32", || unsafe { send(track, samples_per_channel, |n| slice_arg(pcm, n, "pcm").map(Pcm::F32)) })
@@ -147,8 +155,28 @@ pub unsafe extern "C" fn rmw_audio_track_set_target(track: rmw_audio_track_t, ta
 pub unsafe extern "C" fn rmw_audio_track_stats_json(track: rmw_audio_track_t, buf: *mut c_char, len: *mut usize) -> rmw_status_t {
     call("rmw_audio_track_stats_json", || {
         let (t, id) = handles::audio_track(track)?;
-        let stats = t.audio_track_stats(id)?;
-        unsafe { write_string(&serde_json::to_string(&stats).unwrap_or_default(), buf, len) }
+        let mut v = serde_json::to_value(t.audio_track_stats(id)?).unwrap_or_default();
+        name_track_by_handle(&mut v);
+        unsafe { write_string(&v.to_string(), buf, len) }
+    })
+}
+
+/// Replaces the core's track id in a stats object by the track's C handle.
+pub(super) fn name_track_by_handle(v: &mut serde_json::Value) {
+    if let Some(id) = v.get("track").and_then(|t| t.as_u64()) {
+        v["track"] = handles::audio_track_handle(id).into();
+    }
+}
+
+/// Writes the track's configuration (as given to `rmw_audio_track_new`, defaults filled in)
+/// to `*out`: e.g. its channel count, which `samples_per_channel` of the sends counts in.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_audio_track_get_config(track: rmw_audio_track_t, out: *mut rmw_audio_track_config_t) -> rmw_status_t {
+    call("rmw_audio_track_get_config", || {
+        let out = unsafe { out_arg(out, "out") }?;
+        let (t, id) = handles::audio_track(track)?;
+        *out = to_c_config(&t.audio_track_config(id)?);
+        Ok(())
     })
 }
 

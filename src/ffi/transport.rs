@@ -146,6 +146,11 @@ pub unsafe extern "C" fn rmw_transport_send_data(
 pub unsafe extern "C" fn rmw_transport_stats_json(transport: rmw_transport_t, buf: *mut c_char, len: *mut usize) -> rmw_status_t {
     call("rmw_transport_stats_json", || {
         let t = handles::transport(transport)?;
-        unsafe { write_string(&serde_json::to_string(&t.stats()).unwrap_or_default(), buf, len) }
+        let mut v = serde_json::to_value(t.stats()).unwrap_or_default();
+        // Tracks are named by their C handles, as everywhere in the C API.
+        if let Some(tracks) = v.get_mut("audio_tracks").and_then(|a| a.as_array_mut()) {
+            tracks.iter_mut().for_each(super::audio::name_track_by_handle);
+        }
+        unsafe { write_string(&v.to_string(), buf, len) }
     })
 }

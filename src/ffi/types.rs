@@ -5,7 +5,8 @@
 use std::os::raw::{c_char, c_void};
 
 /// ABI version of this header (see `rmw_abi_version`).
-pub const RMW_ABI_VERSION: u32 = 0;
+pub const RMW_ABI_VERSION: u32 = 1;
+const _: () = assert!(RMW_ABI_VERSION == crate::ABI_VERSION);
 
 /// Largest data-channel message `rmw_data_channel_send` / `rmw_transport_send_data` accept.
 pub const RMW_MAX_MESSAGE_SIZE: usize = 65536;
@@ -144,7 +145,8 @@ pub struct rmw_event_t {
     pub binary: bool,
     /// NUL-terminated human-readable text (errors, disconnect reasons), or NULL.
     pub message: *const c_char,
-    /// Track events: NUL-terminated track id, or NULL.
+    /// Track events: NUL-terminated track id (the sender's name for it: unique per peer,
+    /// so `peer_id` + `track_id` identify a track), or NULL.
     pub track_id: *const c_char,
     pub media_kind: rmw_media_kind_t,
     /// Track events: NUL-terminated lower-case codec name ("opus"), or NULL.
@@ -177,7 +179,7 @@ pub const RMW_OPUS_LOW_DELAY: i32 = 2;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct rmw_audio_track_config_t {
-    /// Rate of the PCM you send: 8000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
+    /// Rate of the PCM you send: 8000, 12000, 16000, 24000, 32000, 44100, 48000 or 96000 Hz
     /// (anything but 48000 is resampled). Default 48000.
     pub sample_rate: u32,
     /// 1 or 2 (interleaved). Default 1.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// RTP clock and Opus's internal rate.
 pub const OPUS_RATE: u32 = 48_000;
 /// Input rates `send` accepts (anything but 48 kHz is resampled).
-pub const INPUT_RATES: [u32; 7] = [8_000, 16_000, 24_000, 32_000, 44_100, 48_000, 96_000];
+pub const INPUT_RATES: [u32; 8] = [8_000, 12_000, 16_000, 24_000, 32_000, 44_100, 48_000, 96_000];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -148,6 +148,10 @@ impl AudioTrack {
         if pcm.is_empty() || pcm.len() % channels != 0 {
             return Err(Error::InvalidArgument(format!("{} samples is not a whole number of {channels}-channel frames", pcm.len())));
         }
+        if pcm.len() > self.max_queued {
+            // Could never fit: retrying would loop for ever.
+            return Err(Error::InvalidArgument(format!("{} samples is more than the track's whole queue (max_queue_ms {})", pcm.len(), self.cfg.max_queue_ms)));
+        }
         if self.queued.load(Ordering::Relaxed) + pcm.len() > self.max_queued {
             self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
             return Err(Error::QueueFull(format!("audio track {}: more than {} ms of PCM waiting for the encoder", self.id, self.cfg.max_queue_ms)));
