@@ -31,6 +31,8 @@ const (
 	EventDataChannelMessage           EventKind = C.RMW_EVENT_DATA_CHANNEL_MESSAGE
 	EventDataChannelBufferedAmountLow EventKind = C.RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW
 	EventError                        EventKind = C.RMW_EVENT_ERROR
+	EventTrackAdded                   EventKind = C.RMW_EVENT_TRACK_ADDED   // first packet of a remote track
+	EventTrackRemoved                 EventKind = C.RMW_EVENT_TRACK_REMOVED // a remote track ended
 )
 
 var eventKindNames = map[EventKind]string{
@@ -39,7 +41,7 @@ var eventKindNames = map[EventKind]string{
 	EventPeerLeft: "PeerLeft", EventPeerOffer: "PeerOffer", EventPeerStateChanged: "PeerStateChanged",
 	EventDataChannelOpen: "DataChannelOpen", EventDataChannelClose: "DataChannelClose",
 	EventDataChannelMessage: "DataChannelMessage", EventDataChannelBufferedAmountLow: "DataChannelBufferedAmountLow",
-	EventError: "Error",
+	EventError: "Error", EventTrackAdded: "TrackAdded", EventTrackRemoved: "TrackRemoved",
 }
 
 func (k EventKind) String() string {
@@ -86,6 +88,28 @@ func (s *PeerState) UnmarshalText(b []byte) error {
 	return fmt.Errorf("rmw: unknown peer state %q", b)
 }
 
+// MediaKind is the kind of a track (rmw_media_kind_t).
+type MediaKind int
+
+// Media kinds.
+const (
+	MediaNone  MediaKind = C.RMW_MEDIA_NONE
+	MediaAudio MediaKind = C.RMW_MEDIA_AUDIO
+	MediaVideo MediaKind = C.RMW_MEDIA_VIDEO
+)
+
+func (k MediaKind) String() string {
+	switch k {
+	case MediaNone:
+		return "none"
+	case MediaAudio:
+		return "audio"
+	case MediaVideo:
+		return "video"
+	}
+	return fmt.Sprintf("MediaKind(%d)", int(k))
+}
+
 // Event is one event of a transport, copied into Go memory. Fields that do not apply to the
 // kind are zero.
 type Event struct {
@@ -97,6 +121,14 @@ type Event struct {
 	Data      []byte       // EventDataChannelMessage payload
 	Binary    bool         // false: Data is UTF-8 text
 	Message   string       // errors, disconnect reasons
+
+	// EventTrackAdded / EventTrackRemoved: the remote track (its decoded audio comes through
+	// PollAudio with the same TrackID).
+	TrackID   string
+	MediaKind MediaKind
+	Codec     string // lower case: "opus"
+	ClockRate uint32 // RTP clock rate (48000 for Opus)
+	Channels  uint32
 }
 
 // Text returns Data as a string.
@@ -110,6 +142,11 @@ func (e Event) String() string {
 	switch e.Kind {
 	case EventPeerStateChanged:
 		s += " state=" + e.PeerState.String()
+	case EventTrackAdded, EventTrackRemoved:
+		s += fmt.Sprintf(" track=%s kind=%s", e.TrackID, e.MediaKind)
+		if e.Codec != "" {
+			s += fmt.Sprintf(" codec=%s/%d/%d", e.Codec, e.ClockRate, e.Channels)
+		}
 	case EventDataChannelMessage:
 		if e.Binary {
 			s += fmt.Sprintf(" binary=%x", e.Data)
@@ -178,6 +215,9 @@ func (t *Transport) poll(timeout time.Duration) (Event, error) {
 		Kind:      EventKind(cev.kind),
 		PeerState: PeerState(cev.peer_state),
 		Binary:    bool(cev.binary),
+		MediaKind: MediaKind(cev.media_kind),
+		ClockRate: uint32(cev.clock_rate),
+		Channels:  uint32(cev.channels),
 	}
 	if cev.peer_id != nil {
 		ev.PeerID = C.GoString(cev.peer_id)
@@ -187,6 +227,12 @@ func (t *Transport) poll(timeout time.Duration) (Event, error) {
 	}
 	if cev.message != nil {
 		ev.Message = C.GoString(cev.message)
+	}
+	if cev.track_id != nil {
+		ev.TrackID = C.GoString(cev.track_id)
+	}
+	if cev.codec != nil {
+		ev.Codec = C.GoString(cev.codec)
 	}
 	if cev.data != nil {
 		ev.Data = C.GoBytes(unsafe.Pointer(cev.data), C.int(cev.len))

@@ -1,11 +1,12 @@
 // Package rmw is the Go binding of remotemedia-webrtc (libremotemedia_webrtc, include
-// <remotemedia_webrtc.h>): WebRTC peer connections and data channels set up through a
-// signaling server, driven from Go.
+// <remotemedia_webrtc.h>): WebRTC peer connections, data channels and Opus audio tracks set
+// up through a signaling server, driven from Go.
 //
-// The binding only calls into C: events are polled (Transport.Next, Transport.Events), no C
-// code ever calls back into Go and no Go pointer is kept by C. Every object (Transport,
-// DataChannel, SignalingServer) holds a 64-bit library handle; a handle that was closed
-// gives ErrInvalidHandle or ErrClosed, never a crash.
+// The binding only calls into C: events and audio frames are polled (Transport.Next,
+// Transport.Events, Transport.PollAudio), no C code ever calls back into Go and no Go pointer
+// is kept by C. Every object (Transport, DataChannel, AudioTrack, SignalingServer) holds a
+// 64-bit library handle; a handle that was closed gives ErrInvalidHandle or ErrClosed, never
+// a crash.
 package rmw
 
 /*
@@ -56,6 +57,8 @@ const (
 	StatusClosed          Status = C.RMW_ERR_CLOSED
 	StatusWouldBlock      Status = C.RMW_ERR_WOULD_BLOCK
 	StatusInternal        Status = C.RMW_ERR_INTERNAL
+	StatusQueueFull       Status = C.RMW_ERR_QUEUE_FULL
+	StatusCodec           Status = C.RMW_ERR_CODEC
 )
 
 // String returns the C name of the status, e.g. "RMW_ERR_NOT_FOUND".
@@ -103,6 +106,11 @@ var (
 	ErrClosed          = &Error{Status: StatusClosed}
 	ErrWouldBlock      = &Error{Status: StatusWouldBlock}
 	ErrInternal        = &Error{Status: StatusInternal}
+	// ErrQueueFull: an audio track's send queue is full (the encoder is behind); nothing of
+	// that call was taken.
+	ErrQueueFull = &Error{Status: StatusQueueFull}
+	// ErrCodec: the codec (libopus) refused the data or the settings.
+	ErrCodec = &Error{Status: StatusCodec}
 )
 
 // errClosed is returned by methods called after Close (without calling into C).

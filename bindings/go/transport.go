@@ -35,6 +35,11 @@ type Config struct {
 	VideoCodec               string         `json:"video_codec,omitempty"`
 	EnableDataChannel        *bool          `json:"enable_data_channel,omitempty"` // default true
 	JitterBufferSizeMs       int            `json:"jitter_buffer_size_ms,omitempty"`
+	EnableAudio              *bool          `json:"enable_audio,omitempty"`             // default true: one two-way Opus track per peer
+	AudioOutputSampleRate    int            `json:"audio_output_sample_rate,omitempty"` // received audio: default 48000 Hz
+	AudioOutputChannels      int            `json:"audio_output_channels,omitempty"`    // default 2 (interleaved)
+	AudioOutputFormat        string         `json:"audio_output_format,omitempty"`      // "f32" (default) or "s16"
+	AudioQueueCapacity       int            `json:"audio_queue_capacity,omitempty"`     // frames waiting for PollAudio (default 256)
 	EnableRTCP               *bool          `json:"enable_rtcp,omitempty"`
 	RTCPIntervalMs           int            `json:"rtcp_interval_ms,omitempty"`
 	ICEPolicy                string         `json:"ice_policy,omitempty"`  // "all" (default), "loopback", "relay"

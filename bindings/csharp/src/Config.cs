@@ -35,6 +35,11 @@ namespace RemoteMedia.WebRtc
         public int? ReconnectInitialMs;       // 100
         public int? ReconnectMaxMs;           // 5000
         public string AudioCodec, VideoCodec;
+        public bool? EnableAudio;             // true: every peer connection carries one two-way Opus track
+        public int? AudioOutputSampleRate;    // 48000: received audio is decoded to this rate...
+        public int? AudioOutputChannels;      // 2: ...this many interleaved channels...
+        public string AudioOutputFormat;      // "f32": ...and format ("f32" or "s16")
+        public int? AudioQueueCapacity;       // 256: decoded frames waiting for TryPollAudio
         /// <summary>JSON object sent with "announce" (raw JSON text, e.g. "{\"role\":\"bot\"}").</summary>
         public string CapabilitiesJson;
         /// <summary>Any other field: name → raw JSON value (e.g. "jitter_buffer_size_ms" → "80").</summary>
@@ -87,6 +92,11 @@ namespace RemoteMedia.WebRtc
             raw("reconnect_max_ms", Json.Int(ReconnectMaxMs));
             raw("audio_codec", Json.Str(AudioCodec));
             raw("video_codec", Json.Str(VideoCodec));
+            raw("enable_audio", Json.Bool(EnableAudio));
+            raw("audio_output_sample_rate", Json.Int(AudioOutputSampleRate));
+            raw("audio_output_channels", Json.Int(AudioOutputChannels));
+            raw("audio_output_format", Json.Str(AudioOutputFormat));
+            raw("audio_queue_capacity", Json.Int(AudioQueueCapacity));
             raw("capabilities", CapabilitiesJson);
             if (RawFields != null)
                 foreach (var kv in RawFields) raw(kv.Key, kv.Value);
@@ -107,6 +117,74 @@ namespace RemoteMedia.WebRtc
         }
 
         public static string Int(int? v) { return v.HasValue ? v.Value.ToString(CultureInfo.InvariantCulture) : null; }
+
+        /// <summary>
+        /// The integer members of a flat JSON object (e.g. stats counters): name → value. Other
+        /// members (strings, booleans, nested values, fractions) are skipped.
+        /// </summary>
+        public static Dictionary<string, long> Integers(string json)
+        {
+            var d = new Dictionary<string, long>();
+            int i = 0;
+            Ws(json, ref i);
+            if (i >= json.Length || json[i] != '{') throw new FormatException("JSON object expected");
+            i++;
+            while (true)
+            {
+                Ws(json, ref i);
+                if (i < json.Length && json[i] == '}') return d;
+                string key = ReadString(json, ref i);
+                Ws(json, ref i);
+                if (i >= json.Length || json[i] != ':') throw new FormatException("':' expected");
+                i++;
+                Ws(json, ref i);
+                int start = i;
+                SkipValue(json, ref i);
+                long v;
+                if (long.TryParse(json.Substring(start, i - start).Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v))
+                    d[key] = v;
+                Ws(json, ref i);
+                if (i < json.Length && json[i] == ',') { i++; continue; }
+                if (i < json.Length && json[i] == '}') return d;
+                throw new FormatException("',' or '}' expected");
+            }
+        }
+
+        static void Ws(string s, ref int i) { while (i < s.Length && char.IsWhiteSpace(s[i])) i++; }
+
+        static string ReadString(string s, ref int i)
+        {
+            if (i >= s.Length || s[i] != '"') throw new FormatException("string expected");
+            var sb = new StringBuilder();
+            for (i++; i < s.Length; i++)
+            {
+                char c = s[i];
+                if (c == '"') { i++; return sb.ToString(); }
+                if (c == '\\' && i + 1 < s.Length)
+                {
+                    c = s[++i];
+                    if (c == 'u' && i + 4 < s.Length) { sb.Append((char)int.Parse(s.Substring(i + 1, 4), NumberStyles.HexNumber, CultureInfo.InvariantCulture)); i += 4; continue; }
+                    sb.Append(c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c);
+                    continue;
+                }
+                sb.Append(c);
+            }
+            throw new FormatException("unterminated string");
+        }
+
+        static void SkipValue(string s, ref int i)
+        {
+            if (i < s.Length && s[i] == '"') { ReadString(s, ref i); return; }
+            int depth = 0;
+            for (; i < s.Length; i++)
+            {
+                char c = s[i];
+                if (c == '"') { ReadString(s, ref i); i--; continue; }
+                if (c == '{' || c == '[') depth++;
+                else if (c == '}' || c == ']') { if (depth == 0) return; depth--; if (depth == 0) { i++; return; } }
+                else if (c == ',' && depth == 0) return;
+            }
+        }
         public static string Bool(bool? v) { return v.HasValue ? (v.Value ? "true" : "false") : null; }
 
         public static void String(StringBuilder sb, string s)

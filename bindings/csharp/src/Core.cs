@@ -23,6 +23,10 @@ namespace RemoteMedia.WebRtc
         Closed = -13,
         WouldBlock = -14,
         Internal = -15,
+        /// <summary>An audio track's send queue is full (the encoder is behind): the input was not taken.</summary>
+        QueueFull = -16,
+        /// <summary>The codec (libopus) refused the data or the settings.</summary>
+        Codec = -17,
     }
 
     /// <summary>rmw_event_kind_t.</summary>
@@ -40,6 +44,18 @@ namespace RemoteMedia.WebRtc
         DataChannelMessage = 9,
         DataChannelBufferedAmountLow = 10,
         Error = 11,
+        /// <summary>A remote track's first packet arrived: TrackId, MediaKind, Codec, ClockRate, Channels.</summary>
+        TrackAdded = 12,
+        /// <summary>A remote track ended.</summary>
+        TrackRemoved = 13,
+    }
+
+    /// <summary>rmw_media_kind_t.</summary>
+    public enum MediaKind
+    {
+        None = 0,
+        Audio = 1,
+        Video = 2,
     }
 
     /// <summary>rmw_peer_state_t.</summary>
@@ -79,9 +95,20 @@ namespace RemoteMedia.WebRtc
         /// <summary>Throws for a non-zero status. Must run on the thread that made the call.</summary>
         internal static void Check(int status)
         {
-            if (status != 0)
-                throw new RmwException((Status)status, Utf8.FromNative(Native.rmw_last_error_message()));
+            if (status == 0) return;
+            string msg = Utf8.FromNative(Native.rmw_last_error_message());
+            if (status == (int)Status.QueueFull) throw new QueueFullException(msg);
+            throw new RmwException((Status)status, msg);
         }
+    }
+
+    /// <summary>
+    /// RmwException with Status.QueueFull: an AudioTrack's queue holds more than its
+    /// MaxQueueMs, nothing of this Send was taken. Send in real time, or use TrySend.
+    /// </summary>
+    public sealed class QueueFullException : RmwException
+    {
+        public QueueFullException(string libraryMessage) : base(Status.QueueFull, libraryMessage) { }
     }
 
     /// <summary>
@@ -103,6 +130,15 @@ namespace RemoteMedia.WebRtc
         public bool Binary { get; private set; }
         /// <summary>Human-readable text (errors, disconnect reasons), or null.</summary>
         public string Message { get; private set; }
+        /// <summary>TrackAdded / TrackRemoved: the remote track's id (as in AudioFrame.TrackId), or null.</summary>
+        public string TrackId { get; private set; }
+        public MediaKind MediaKind { get; private set; }
+        /// <summary>TrackAdded: lower-case codec name ("opus"), or null.</summary>
+        public string Codec { get; private set; }
+        /// <summary>TrackAdded: RTP clock rate (48000 for Opus).</summary>
+        public uint ClockRate { get; private set; }
+        /// <summary>TrackAdded: channels of the codec.</summary>
+        public uint Channels { get; private set; }
 
         /// <summary>The payload decoded as UTF-8 (text messages), or null.</summary>
         public string Text
@@ -128,6 +164,11 @@ namespace RemoteMedia.WebRtc
                 if (len > 0) Marshal.Copy(n.Data, e.Data, 0, (int)len);
             }
             e.Message = Utf8.FromNative(n.Message);
+            e.TrackId = Utf8.FromNative(n.TrackId);
+            e.MediaKind = (MediaKind)n.MediaKind;
+            e.Codec = Utf8.FromNative(n.Codec);
+            e.ClockRate = n.ClockRate;
+            e.Channels = n.Channels;
             return e;
         }
 
@@ -139,6 +180,8 @@ namespace RemoteMedia.WebRtc
             if (Channel != 0) sb.Append(" channel=").Append(Channel);
             if (Label != null) sb.Append(" label=").Append(Label);
             if (Data != null) sb.Append(Binary ? " binary=" : " text=").Append(Binary ? Data.Length + " bytes" : Text);
+            if (TrackId != null) sb.Append(" track=").Append(TrackId).Append(" kind=").Append(MediaKind);
+            if (Codec != null) sb.Append(" codec=").Append(Codec).Append('/').Append(ClockRate).Append('/').Append(Channels);
             if (Message != null) sb.Append(" message=").Append(Message);
             return sb.ToString();
         }
@@ -163,6 +206,9 @@ namespace RemoteMedia.WebRtc
 
         /// <summary>ABI version of the loaded library (compare with AbiVersion).</summary>
         public static uint LibraryAbiVersion { get { return Native.rmw_abi_version(); } }
+
+        /// <summary>Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame.ArrivalUs.</summary>
+        public static ulong ClockUs { get { return Native.rmw_clock_us(); } }
 
         /// <summary>Name of a status code, e.g. "RMW_ERR_TIMEOUT".</summary>
         public static string StatusString(int status)

@@ -63,6 +63,13 @@ namespace RemoteMedia.WebRtc
         }
     }
 
+    /// <summary>Owns an rmw_audio_track_t: rmw_audio_track_free exactly once.</summary>
+    public sealed class AudioTrackHandle : IdHandle
+    {
+        internal AudioTrackHandle(ulong id) : base(id) { }
+        protected override int Free(ulong id) { return Native.rmw_audio_track_free(id); }
+    }
+
     /// <summary>Owns an rmw_signaling_server_t: rmw_signaling_server_stop exactly once.</summary>
     public sealed class SignalingServerHandle : IdHandle
     {

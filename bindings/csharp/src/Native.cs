@@ -9,9 +9,12 @@
 using System;
 using System.Runtime.InteropServices;
 
+// The tests check the layout of the native mirrors below against the C header.
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("Tests")]
+
 namespace RemoteMedia.WebRtc
 {
-    /// <summary>Exact mirror of rmw_event_t (x86_64 / aarch64: 88 bytes; 32-bit: 56 bytes).</summary>
+    /// <summary>Exact mirror of rmw_event_t (x86_64 / aarch64: 120 bytes; 32-bit: 80 bytes).</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeEvent
     {
@@ -25,7 +28,47 @@ namespace RemoteMedia.WebRtc
         public UIntPtr Len;       // size_t
         public byte Binary;       // bool
         public IntPtr Message;    // const char*
+        public IntPtr TrackId;    // const char* (track events)
+        public int MediaKind;     // rmw_media_kind_t
+        public IntPtr Codec;      // const char* (track events)
+        public uint ClockRate;    // uint32_t
+        public uint Channels;     // uint32_t
         public IntPtr Internal;   // void*
+    }
+
+    /// <summary>Exact mirror of rmw_audio_track_config_t (40 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeAudioTrackConfig
+    {
+        public uint SampleRate;
+        public uint Channels;
+        public uint FrameMs;
+        public uint Bitrate;
+        public uint Complexity;
+        public byte Fec;                  // bool
+        public uint ExpectedLossPercent;
+        public byte Dtx;                  // bool
+        public int Application;           // RMW_OPUS_*
+        public uint MaxQueueMs;
+    }
+
+    /// <summary>Exact mirror of rmw_audio_frame_t (x86_64 / aarch64: 88 bytes; 32-bit: 64 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeAudioFrame
+    {
+        public ulong Transport;           // rmw_transport_t
+        public IntPtr PeerId;             // const char*
+        public IntPtr TrackId;            // const char*
+        public uint SampleRate;
+        public uint Channels;
+        public int Format;                // rmw_sample_format_t
+        public IntPtr Data;               // const void*
+        public UIntPtr SamplesPerChannel; // size_t
+        public uint RtpTimestamp;
+        public ulong ArrivalUs;
+        public byte Level;
+        public byte Concealed;            // bool
+        public IntPtr Internal;           // void*
     }
 
     /// <summary>Mirror of rmw_data_channel_options_t.</summary>
@@ -69,6 +112,33 @@ namespace RemoteMedia.WebRtc
         public static extern int rmw_data_channel_label(ulong channel, byte[] buf, ref UIntPtr len);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int rmw_data_channel_close(ulong channel);
+
+        // audio
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern NativeAudioTrackConfig rmw_audio_track_config_default();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_new(ulong transport, ref NativeAudioTrackConfig config, int targetKind,
+            byte[] targetId, out ulong track);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_send_f32(ulong track, float[] pcm, UIntPtr samplesPerChannel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_send_f32(ulong track, IntPtr pcm, UIntPtr samplesPerChannel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_send_s16(ulong track, short[] pcm, UIntPtr samplesPerChannel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_send_s16(ulong track, IntPtr pcm, UIntPtr samplesPerChannel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_set_target(ulong track, int targetKind, byte[] targetId);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_stats_json(ulong track, byte[] buf, ref UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_audio_track_free(ulong track);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_transport_poll_audio(ulong transport, ref NativeAudioFrame frame, int timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void rmw_audio_frame_release(ref NativeAudioFrame frame);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern ulong rmw_clock_us();
 
         // events
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -146,7 +146,7 @@ namespace RemoteMedia.WebRtc
     /// finalizer free it). Receive events either with TryPollEvent or with EventReceived
     /// (raised on a background thread of this transport), not both.
     /// </summary>
-    public sealed class Transport : IDisposable
+    public sealed partial class Transport : IDisposable
     {
         readonly TransportHandle handle;
         readonly object sync = new object();
@@ -184,6 +184,14 @@ namespace RemoteMedia.WebRtc
         }
 
         void Check(int status) { GC.KeepAlive(this); RmwException.Check(status); }
+
+        /// <summary>Throws ObjectDisposedException for a status caused by Dispose (from another thread meanwhile), else checks it.</summary>
+        void CheckLive(int status)
+        {
+            if ((status == (int)Status.Closed || status == (int)Status.InvalidHandle) && handle.IsReleased)
+                throw new ObjectDisposedException("Transport");
+            Check(status);
+        }
 
         /// <summary>This transport's peer id (the one announced).</summary>
         public string PeerId
