@@ -3,6 +3,7 @@
 //! buffer → decoder → bounded frame queue → poll or handler). See docs/ARCHITECTURE.md.
 
 pub mod audio;
+pub(crate) mod rtp;
 
 /// Microseconds on CLOCK_MONOTONIC: the clock of every arrival time we report, so that an
 /// application can compare them with its own `clock_gettime(CLOCK_MONOTONIC)` readings.

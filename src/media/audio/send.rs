@@ -13,10 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use webrtc::rtp::header::Header;
-use webrtc::rtp::packet::Packet;
-use webrtc::track::track_local::TrackLocalWriter;
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use crate::media::rtp::{Frame, Marker, PeerSender};
 
 const TARGET: &str = "rmw::audio";
 /// Largest Opus packet we produce (one frame of at most 60 ms at 510 kbit/s fits).
@@ -25,60 +22,6 @@ const MAX_PACKET: usize = 4000;
 /// Resolves a target to the peers' audio senders for one frame, claiming each peer's sender
 /// for `track` when it is free. Returns the senders and how many peers were busy.
 pub(crate) type Resolver = Arc<dyn Fn(&TrackTarget, u64) -> (Vec<Arc<PeerSender>>, usize) + Send + Sync>;
-
-/// One encoded frame, before it gets a peer's RTP numbering.
-struct Encoded {
-    track: u64,
-    payload: Bytes,
-    /// Timestamp on the track's own 48 kHz clock, and the frame's length on it.
-    timestamp: u32,
-    duration: u32,
-}
-
-/// Our audio sender to one peer. Tracks of the transport may take turns on it (one at a
-/// time), so it numbers the RTP itself: sequence numbers and timestamps stay continuous for
-/// the peer across a change of track, as receivers (and SRTP replay checks) expect of one SSRC.
-pub(crate) struct PeerSender {
-    rtp: Arc<TrackLocalStaticRTP>,
-    numbering: Mutex<Numbering>,
-}
-
-struct Numbering {
-    seq: u16,
-    /// The peer's timestamp for the sample after the last one sent.
-    next_ts: u32,
-    /// Track whose frames came last, and its clock's offset to the peer's.
-    track: Option<u64>,
-    offset: u32,
-    /// The track clock's timestamp expected next (a jump means DTX left out frames).
-    expected: u32,
-}
-
-impl PeerSender {
-    pub fn new(rtp: Arc<TrackLocalStaticRTP>) -> PeerSender {
-        let ts = random_u32();
-        PeerSender { rtp, numbering: Mutex::new(Numbering { seq: random_u32() as u16, next_ts: ts, track: None, offset: 0, expected: 0 }) }
-    }
-
-    fn packet(&self, f: &Encoded) -> Packet {
-        let mut n = self.numbering.lock().unwrap();
-        // A new track (or the first) continues the peer's timeline and starts a talkspurt.
-        let switched = n.track != Some(f.track);
-        if switched {
-            n.track = Some(f.track);
-            n.offset = n.next_ts.wrapping_sub(f.timestamp);
-        }
-        // After frames left out by DTX the marker bit starts the next talkspurt too.
-        let marker = switched || f.timestamp != n.expected;
-        let timestamp = f.timestamp.wrapping_add(n.offset);
-        let seq = n.seq;
-        n.seq = n.seq.wrapping_add(1);
-        n.next_ts = timestamp.wrapping_add(f.duration);
-        n.expected = f.timestamp.wrapping_add(f.duration);
-        // SSRC and payload type are filled in by the RTP track's binding.
-        Packet { header: Header { version: 2, marker, sequence_number: seq, timestamp, ..Default::default() }, payload: f.payload.clone() }
-    }
-}
 
 #[derive(Default)]
 struct Counters {
@@ -217,13 +160,6 @@ pub(super) fn new_encoder(cfg: &AudioSendConfig) -> Result<Encoder> {
     Ok(e)
 }
 
-fn random_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(crate::media::monotonic_us());
-    h.finish() as u32
-}
-
 struct EncoderLoop {
     id: u64,
     cfg: AudioSendConfig,
@@ -273,7 +209,8 @@ impl EncoderLoop {
                     self.counters.frames_dtx.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let frame = Encoded { track: self.id, payload: Bytes::copy_from_slice(&out[..len]), timestamp: this_ts, duration: self.frame_len as u32 };
+                let payload = [Bytes::copy_from_slice(&out[..len])];
+                let frame = Frame { track: self.id, payloads: &payload, timestamp: this_ts, duration: self.frame_len as u32, marker: Marker::TalkspurtStart };
                 self.deliver(&frame);
             }
             fifo.drain(..offset);
@@ -281,16 +218,13 @@ impl EncoderLoop {
     }
 
     /// Sends one encoded frame to every peer of the target: encoded once, written N times.
-    fn deliver(&self, frame: &Encoded) {
+    fn deliver(&self, frame: &Frame<'_>) {
         let target = self.target.lock().unwrap().clone();
         let (senders, busy) = (self.resolve)(&target, self.id);
         let sent = self.rt.block_on(async {
             let mut sent = 0;
             for s in &senders {
-                match s.rtp.write_rtp(&s.packet(frame)).await {
-                    Ok(_) => sent += 1,
-                    Err(e) => tracing::debug!(target: TARGET, track = self.id, error = %e, "rtp write failed"),
-                }
+                sent += s.send(frame).await;
             }
             sent
         });
@@ -298,6 +232,6 @@ impl EncoderLoop {
         c.peers.store(senders.len(), Ordering::Relaxed);
         c.peers_busy.store(busy, Ordering::Relaxed);
         c.packets_sent.fetch_add(sent, Ordering::Relaxed);
-        c.bytes_sent.fetch_add(sent * frame.payload.len() as u64, Ordering::Relaxed);
+        c.bytes_sent.fetch_add(sent * frame.payloads[0].len() as u64, Ordering::Relaxed);
     }
 }

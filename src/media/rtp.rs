@@ -1,0 +1,103 @@
+//! Our RTP sender to one peer for one media kind. Tracks of the transport may take turns on it
+//! (one at a time), so it numbers the RTP itself: sequence numbers and timestamps stay
+//! continuous for the peer across a change of track, as receivers (and SRTP replay checks)
+//! expect of one SSRC. Frames are encoded once per track and numbered once per peer.
+
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet;
+use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+
+/// One encoded frame of a track, split into RTP payloads, before a peer's numbering.
+pub(crate) struct Frame<'a> {
+    pub track: u64,
+    pub payloads: &'a [Bytes],
+    /// Timestamp on the track's own RTP clock, and the frame's length on it.
+    pub timestamp: u32,
+    pub duration: u32,
+    pub marker: Marker,
+}
+
+/// What the marker bit means for the media kind.
+#[derive(Clone, Copy)]
+pub(crate) enum Marker {
+    /// Audio (RFC 3551): first packet of a talkspurt (after silence or a change of track).
+    TalkspurtStart,
+    /// Video: last packet of a frame.
+    FrameEnd,
+}
+
+pub(crate) struct PeerSender {
+    rtp: Arc<TrackLocalStaticRTP>,
+    numbering: Mutex<Numbering>,
+}
+
+struct Numbering {
+    seq: u16,
+    /// The peer's timestamp for the instant after the last frame sent.
+    next_ts: u32,
+    /// Track whose frames came last, and its clock's offset to the peer's.
+    track: Option<u64>,
+    offset: u32,
+    /// The track clock's timestamp expected next (a jump means frames were left out).
+    expected: u32,
+}
+
+impl PeerSender {
+    pub fn new(rtp: Arc<TrackLocalStaticRTP>) -> PeerSender {
+        // Random starting points (RFC 3550 §5.1).
+        let numbering = Numbering { seq: random_u32() as u16, next_ts: random_u32(), track: None, offset: 0, expected: 0 };
+        PeerSender { rtp, numbering: Mutex::new(numbering) }
+    }
+
+    /// The frame's packets on this peer's timeline.
+    pub fn packets(&self, f: &Frame<'_>) -> Vec<Packet> {
+        let mut n = self.numbering.lock().unwrap();
+        // A new track (or the first) continues the peer's timeline.
+        let switched = n.track != Some(f.track);
+        if switched {
+            n.track = Some(f.track);
+            n.offset = n.next_ts.wrapping_sub(f.timestamp);
+        }
+        let restart = switched || f.timestamp != n.expected;
+        let timestamp = f.timestamp.wrapping_add(n.offset);
+        n.next_ts = timestamp.wrapping_add(f.duration);
+        n.expected = f.timestamp.wrapping_add(f.duration);
+        let last = f.payloads.len().saturating_sub(1);
+        f.payloads
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let marker = match f.marker {
+                    Marker::TalkspurtStart => restart && i == 0,
+                    Marker::FrameEnd => i == last,
+                };
+                let seq = n.seq;
+                n.seq = n.seq.wrapping_add(1);
+                // SSRC and payload type are filled in by the RTP track's binding.
+                Packet { header: Header { version: 2, marker, sequence_number: seq, timestamp, ..Default::default() }, payload: payload.clone() }
+            })
+            .collect()
+    }
+
+    /// Numbers and writes the frame; returns the packets written.
+    pub async fn send(&self, f: &Frame<'_>) -> u64 {
+        let mut sent = 0;
+        for p in self.packets(f) {
+            match self.rtp.write_rtp(&p).await {
+                Ok(_) => sent += 1,
+                Err(e) => tracing::debug!(target: "rmw::rtp", track = f.track, error = %e, "rtp write failed"),
+            }
+        }
+        sent
+    }
+}
+
+pub(crate) fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::media::monotonic_us());
+    h.finish() as u32
+}
