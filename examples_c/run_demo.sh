@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The C demo, from a fresh checkout:
 #
-#   bash examples_c/run_demo.sh [--no-cmake]
+#   bash examples_c/run_demo.sh [--no-cmake] [--no-build]
 #
 # 1. checks the build tools (cargo, cc; pkg-config and cmake are installed with apt-get
 #    when missing and running as root),
-# 2. builds and installs the library into <repo>/build/prefix (./install.sh),
-# 3. compiles examples_c/chat.c with plain cc through pkg-config and runs it,
-# 4. builds the same example with CMake (find_package(RemoteMediaWebRTC)) and runs it
+# 2. builds and installs the library into <repo>/build/prefix (./install.sh; with
+#    --no-build it installs what target/release already holds),
+# 3. compiles examples_c/chat.c (data channel) and examples_c/call.c (audio) with plain cc
+#    through pkg-config and runs them,
+# 4. builds the same examples with CMake (find_package(RemoteMediaWebRTC)) and runs them
 #    (skipped with --no-cmake, or when cmake is unavailable).
 # Everything stays on 127.0.0.1.
 set -euo pipefail
@@ -17,11 +19,13 @@ repo=$(cd "$here/.." && pwd)
 prefix="$repo/build/prefix"
 out="$repo/build/examples_c"
 use_cmake=1
+install_args=()
 
 for arg in "$@"; do
     case "$arg" in
         --no-cmake) use_cmake=0 ;;
-        -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --no-build) install_args+=(--no-build) ;;
+        -h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run_demo.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -52,13 +56,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 have cc || die "no C compiler 'cc' (e.g. sudo apt-get install build-essential)"
-have cargo || die "cargo is missing: install Rust from https://rustup.rs"
+[ ${#install_args[@]} -gt 0 ] || have cargo || die "cargo is missing: install Rust from https://rustup.rs"
 have pkg-config || die "pkg-config is still missing"
-echo "cc: $(command -v cc), cargo: $(command -v cargo), pkg-config: $(command -v pkg-config)"
+echo "cc: $(command -v cc), cargo: $(command -v cargo || echo none), pkg-config: $(command -v pkg-config)"
 
 # ---- 2. install ----------------------------------------------------------------------------
-step "./install.sh --prefix $prefix"
-"$repo/install.sh" --prefix "$prefix"
+step "./install.sh --prefix $prefix ${install_args[*]:-}"
+"$repo/install.sh" --prefix "$prefix" ${install_args[@]+"${install_args[@]}"}
 
 # ---- 3. plain cc through pkg-config --------------------------------------------------------
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -67,8 +71,13 @@ rmw_flags=$(pkg-config --cflags --libs remotemedia_webrtc)
 step "cc chat.c $rmw_flags"
 cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/chat.c" -o "$out/chat" \
     $rmw_flags -pthread -Wl,-rpath,"$prefix/lib"
-step "running $out/chat"
+step "cc call.c $rmw_flags -lm"
+cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/call.c" -o "$out/call" \
+    $rmw_flags -lm -pthread -Wl,-rpath,"$prefix/lib"
+step "running $out/chat (two peers chat over a data channel)"
 LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/chat"
+step "running $out/call (alice and bob call each other: Opus audio both ways)"
+LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/call"
 
 # ---- 4. CMake ------------------------------------------------------------------------------
 if [ "$use_cmake" = 1 ]; then
@@ -77,6 +86,8 @@ if [ "$use_cmake" = 1 ]; then
     cmake --build "$out/cmake" >/dev/null
     step "running $out/cmake/chat"
     "$out/cmake/chat"
+    step "running $out/cmake/call"
+    "$out/cmake/call"
 fi
 
 step "demo OK"

@@ -2,10 +2,13 @@
  * remotemedia_webrtc.hpp: header-only C++17 wrapper of <remotemedia_webrtc.h>.
  *
  *   rmw::SignalingServer  owns a running signaling server (stopped by the destructor)
- *   rmw::Transport        owns a transport (freed by the destructor) and its event callback
+ *   rmw::Transport        owns a transport (freed by the destructor) and its callbacks
  *   rmw::DataChannel      a non-owning handle value (valid while its transport lives and
  *                         until its close event)
  *   rmw::Event            an owned copy of one event (strings and payload copied)
+ *   rmw::AudioTrack       owns an outgoing Opus track fed with PCM (freed by the destructor;
+ *                         from Transport::add_audio_track)
+ *   rmw::AudioFrame       an owned copy of one block of received, decoded audio
  *   rmw::Error            thrown by every failing call: status() and the library's
  *                         rmw_last_error_message() in what()
  *
@@ -15,10 +18,11 @@
  * a string containing a NUL byte is refused with RMW_ERR_INVALID_ARGUMENT.
  *
  * Threads: like the C API, every call may be made from any thread, including from inside
- * the event callback (destroying the Transport from its own callback included). The usual
- * C++ rule applies to the wrapper objects themselves: do not move, assign or destroy an
- * object while another thread is using it, and do not call set_callback() concurrently
- * with itself.
+ * the event and audio callbacks (destroying the Transport from its own callback included).
+ * The usual C++ rule applies to the wrapper objects themselves: do not move, assign or
+ * destroy an object while another thread is using it, and do not call set_callback() or
+ * set_audio_callback() concurrently with itself. AudioTrack::send() may be called from any
+ * thread (e.g. a sound card's callback) while other threads use the same track.
  *
  * Build: c++ -std=c++17 app.cpp $(pkg-config --cflags --libs remotemedia_webrtc) -pthread
  */
@@ -34,12 +38,14 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -154,6 +160,8 @@ enum class EventKind : int {
     DataChannelMessage = RMW_EVENT_DATA_CHANNEL_MESSAGE,
     DataChannelBufferedAmountLow = RMW_EVENT_DATA_CHANNEL_BUFFERED_AMOUNT_LOW,
     Error = RMW_EVENT_ERROR,
+    TrackAdded = RMW_EVENT_TRACK_ADDED,
+    TrackRemoved = RMW_EVENT_TRACK_REMOVED,
 };
 
 enum class PeerState : int {
@@ -163,6 +171,18 @@ enum class PeerState : int {
     Disconnected = RMW_PEER_DISCONNECTED,
     Failed = RMW_PEER_FAILED,
     Closed = RMW_PEER_CLOSED,
+};
+
+enum class MediaKind : int {
+    None = RMW_MEDIA_NONE,
+    Audio = RMW_MEDIA_AUDIO,
+    Video = RMW_MEDIA_VIDEO,
+};
+
+/// Sample format of received audio (`audio_output_format` of the transport).
+enum class SampleFormat : int {
+    F32 = RMW_SAMPLE_F32, ///< interleaved float in [-1, 1]
+    S16 = RMW_SAMPLE_S16, ///< interleaved int16_t
 };
 
 inline const char *to_string(EventKind k) noexcept {
@@ -179,6 +199,8 @@ inline const char *to_string(EventKind k) noexcept {
     case EventKind::DataChannelMessage: return "data_channel_message";
     case EventKind::DataChannelBufferedAmountLow: return "data_channel_buffered_amount_low";
     case EventKind::Error: return "error";
+    case EventKind::TrackAdded: return "track_added";
+    case EventKind::TrackRemoved: return "track_removed";
     }
     return "unknown";
 }
@@ -191,6 +213,15 @@ inline const char *to_string(PeerState s) noexcept {
     case PeerState::Disconnected: return "disconnected";
     case PeerState::Failed: return "failed";
     case PeerState::Closed: return "closed";
+    }
+    return "unknown";
+}
+
+inline const char *to_string(MediaKind k) noexcept {
+    switch (k) {
+    case MediaKind::None: return "none";
+    case MediaKind::Audio: return "audio";
+    case MediaKind::Video: return "video";
     }
     return "unknown";
 }
@@ -264,6 +295,13 @@ struct Event {
     std::vector<uint8_t> data;
     bool binary = false;
     std::string message;
+    /// TrackAdded / TrackRemoved: the remote track, its kind, and (TrackAdded) its codec
+    /// ("opus"), RTP clock rate and channels as negotiated.
+    std::string track_id;
+    MediaKind media_kind = MediaKind::None;
+    std::string codec;
+    uint32_t clock_rate = 0;
+    uint32_t channels = 0;
 
     /// The payload as a string (text messages are UTF-8).
     std::string text() const { return std::string(data.begin(), data.end()); }
@@ -282,9 +320,227 @@ struct Event {
         ev.binary = e.binary;
         if (e.message != nullptr)
             ev.message = e.message;
+        if (e.track_id != nullptr)
+            ev.track_id = e.track_id;
+        ev.media_kind = static_cast<MediaKind>(e.media_kind);
+        if (e.codec != nullptr)
+            ev.codec = e.codec;
+        ev.clock_rate = e.clock_rate;
+        ev.channels = e.channels;
         return ev;
     }
 };
+
+/* ---- audio ------------------------------------------------------------------------------- */
+
+namespace detail {
+
+/// The element type of a contiguous container (std::data).
+template <class Samples>
+using pcm_element_t = std::remove_cv_t<std::remove_pointer_t<decltype(std::data(std::declval<const Samples &>()))>>;
+
+/// True for containers AudioTrack::send() takes whole: contiguous float or int16_t samples.
+template <class Samples, class = void>
+struct is_pcm : std::false_type {};
+template <class Samples>
+struct is_pcm<Samples, std::void_t<pcm_element_t<Samples>>>
+    : std::bool_constant<std::is_same_v<pcm_element_t<Samples>, float> || std::is_same_v<pcm_element_t<Samples>, int16_t>> {};
+
+} // namespace detail
+
+/// How an outgoing audio track encodes: the C struct, starting from the library's defaults
+/// (rmw_audio_track_config_default(): 48 kHz mono input, 20 ms Opus frames, 32 kbit/s, FEC on,
+/// VoIP mode, 200 ms of queue). Set the fields you need: `cfg.sample_rate = 44100;`.
+struct AudioTrackConfig : rmw_audio_track_config_t {
+    AudioTrackConfig() noexcept : rmw_audio_track_config_t(rmw_audio_track_config_default()) {}
+};
+
+/// Whom an outgoing track sends to: Target::peer("bob"), Target::session("room"),
+/// Target::all() (every peer, later ones included) or Target::none().
+struct Target {
+    enum class Kind : int32_t {
+        None = RMW_TARGET_NONE,
+        Peer = RMW_TARGET_PEER,
+        Session = RMW_TARGET_SESSION,
+        All = RMW_TARGET_ALL,
+    };
+    Kind kind = Kind::None;
+    std::string id{}; ///< the peer or session (Peer, Session)
+
+    static Target none() { return Target{}; }
+    static Target peer(std::string_view peer_id) { return Target{Kind::Peer, std::string(peer_id)}; }
+    static Target session(std::string_view session_id) { return Target{Kind::Session, std::string(session_id)}; }
+    static Target all() { return Target{Kind::All, std::string()}; }
+};
+
+/// An outgoing Opus track of a transport (Transport::add_audio_track). Move-only; the
+/// destructor frees the track (PCM already queued is still sent). Freeing the Transport first
+/// is fine: the track then becomes invalid and its destructor does nothing.
+///
+/// send() copies the PCM into the track's queue and returns at once, so it can be called from
+/// an audio device callback; any chunk size up to max_queue_ms works. When the encoder is more
+/// than the track's max_queue_ms behind, send() throws rmw::Error(RMW_ERR_QUEUE_FULL) and
+/// try_send() returns false (nothing of that call was taken: retry later or drop it).
+class AudioTrack {
+public:
+    AudioTrack() noexcept = default;
+    AudioTrack(const AudioTrack &) = delete;
+    AudioTrack &operator=(const AudioTrack &) = delete;
+    AudioTrack(AudioTrack &&o) noexcept
+        : handle_(std::exchange(o.handle_, 0)), channels_(std::exchange(o.channels_, 0u)) {}
+    AudioTrack &operator=(AudioTrack &&o) noexcept {
+        if (this != &o) {
+            reset();
+            handle_ = std::exchange(o.handle_, 0);
+            channels_ = std::exchange(o.channels_, 0u);
+        }
+        return *this;
+    }
+    ~AudioTrack() { reset(); }
+
+    rmw_audio_track_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+    /// Channels of the PCM this track takes (its config's `channels`).
+    uint32_t channels() const noexcept { return channels_; }
+
+    /// Queues `samples_per_channel` frames of interleaved PCM (the track's rate and channels).
+    void send(const float *pcm, size_t samples_per_channel) const {
+        detail::check(rmw_audio_track_send_f32(handle_, pcm, samples_per_channel), "rmw_audio_track_send_f32");
+    }
+    void send(const int16_t *pcm, size_t samples_per_channel) const {
+        detail::check(rmw_audio_track_send_s16(handle_, pcm, samples_per_channel), "rmw_audio_track_send_s16");
+    }
+    /// Interleaved PCM from a contiguous container of float or int16_t (std::vector,
+    /// std::array, a C array): its size must be a multiple of channels().
+    template <class Samples, std::enable_if_t<detail::is_pcm<Samples>::value, int> = 0>
+    void send(const Samples &interleaved) const {
+        send(std::data(interleaved), frames_in(std::size(interleaved)));
+    }
+
+    /// As send(), but returns false instead of throwing when the queue is full.
+    bool try_send(const float *pcm, size_t samples_per_channel) const {
+        return accepted(rmw_audio_track_send_f32(handle_, pcm, samples_per_channel), "rmw_audio_track_send_f32");
+    }
+    bool try_send(const int16_t *pcm, size_t samples_per_channel) const {
+        return accepted(rmw_audio_track_send_s16(handle_, pcm, samples_per_channel), "rmw_audio_track_send_s16");
+    }
+    template <class Samples, std::enable_if_t<detail::is_pcm<Samples>::value, int> = 0>
+    bool try_send(const Samples &interleaved) const {
+        return try_send(std::data(interleaved), frames_in(std::size(interleaved)));
+    }
+
+    /// Re-aims the track.
+    void set_target(const Target &target) const {
+        const std::string id = detail::c_string(target.id, "rmw_audio_track_set_target");
+        detail::check(rmw_audio_track_set_target(handle_, static_cast<int32_t>(target.kind), detail::opt_c_str(id)),
+                      "rmw_audio_track_set_target");
+    }
+    /// The configuration the track was created with (defaults filled in).
+    AudioTrackConfig config() const {
+        AudioTrackConfig c;
+        detail::check(rmw_audio_track_get_config(handle_, &c), "rmw_audio_track_get_config");
+        return c;
+    }
+    /// Counters as JSON: samples_in, queue_full, frames_encoded, frames_dtx, packets_sent,
+    /// bytes_sent, peers, peers_busy.
+    std::string stats_json() const {
+        const rmw_audio_track_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_audio_track_stats_json(h, buf, len); },
+                                    "rmw_audio_track_stats_json");
+    }
+    /// Frees the track now, reporting errors (the destructor ignores them). No-op when empty.
+    void close() {
+        channels_ = 0;
+        detail::check(rmw_audio_track_free(std::exchange(handle_, 0)), "rmw_audio_track_free");
+    }
+
+private:
+    friend class Transport;
+    AudioTrack(rmw_audio_track_t handle, uint32_t channels) noexcept : handle_(handle), channels_(channels) {}
+
+    size_t frames_in(size_t samples) const {
+        if (channels_ > 1 && samples % channels_ != 0)
+            throw Error(RMW_ERR_INVALID_ARGUMENT, "rmw::AudioTrack::send: " + std::to_string(samples) +
+                                                      " samples is not a whole number of " +
+                                                      std::to_string(channels_) + "-channel frames [RMW_ERR_INVALID_ARGUMENT]");
+        return channels_ > 1 ? samples / channels_ : samples;
+    }
+    static bool accepted(rmw_status_t st, const char *function) {
+        if (st == RMW_ERR_QUEUE_FULL)
+            return false;
+        detail::check(st, function);
+        return true;
+    }
+    void reset() noexcept {
+        channels_ = 0;
+        if (handle_ != 0)
+            (void)rmw_audio_track_free(std::exchange(handle_, 0));
+    }
+
+    rmw_audio_track_t handle_ = 0;
+    uint32_t channels_ = 0;
+};
+
+/// An owned copy of one block of decoded audio from a remote track (Transport::poll_audio, or
+/// AudioFrame::from_c inside an audio callback). The samples are in `f32` or `s16` according
+/// to `format` (the transport's audio_output_format); the other vector is empty.
+struct AudioFrame {
+    std::string peer_id;
+    std::string track_id;
+    uint32_t sample_rate = 0;
+    uint32_t channels = 0;
+    SampleFormat format = SampleFormat::F32;
+    std::vector<float> f32;   ///< interleaved, when format is F32
+    std::vector<int16_t> s16; ///< interleaved, when format is S16
+    size_t samples_per_channel = 0;
+    uint32_t rtp_timestamp = 0; ///< RTP timestamp (48 kHz clock) of the first sample
+    uint64_t arrival_us = 0;    ///< arrival, microseconds of CLOCK_MONOTONIC (rmw::clock_us())
+    uint8_t level = 127;        ///< RFC 6464: -dBov, 0 full scale, 127 silence
+    bool concealed = false;     ///< lost, and concealed or rebuilt from FEC
+
+    /// Channel `c` as float in [-1, 1] (s16 scaled by 1/32768).
+    std::vector<float> channel(size_t c) const {
+        std::vector<float> out;
+        if (c >= channels)
+            return out;
+        out.reserve(samples_per_channel);
+        for (size_t i = 0; i < samples_per_channel; ++i) {
+            const size_t k = i * channels + c;
+            out.push_back(format == SampleFormat::F32 ? f32[k] : static_cast<float>(s16[k]) / 32768.0f);
+        }
+        return out;
+    }
+
+    static AudioFrame from_c(const rmw_audio_frame_t &f) {
+        AudioFrame a;
+        if (f.peer_id != nullptr)
+            a.peer_id = f.peer_id;
+        if (f.track_id != nullptr)
+            a.track_id = f.track_id;
+        a.sample_rate = f.sample_rate;
+        a.channels = f.channels;
+        a.format = static_cast<SampleFormat>(f.format);
+        a.samples_per_channel = f.samples_per_channel;
+        a.rtp_timestamp = f.rtp_timestamp;
+        a.arrival_us = f.arrival_us;
+        a.level = f.level;
+        a.concealed = f.concealed;
+        const size_t n = f.samples_per_channel * f.channels;
+        if (f.data != nullptr && n > 0) {
+            if (a.format == SampleFormat::F32) {
+                const float *p = static_cast<const float *>(f.data);
+                a.f32.assign(p, p + n);
+            } else {
+                const int16_t *p = static_cast<const int16_t *>(f.data);
+                a.s16.assign(p, p + n);
+            }
+        }
+        return a;
+    }
+};
+
+/// Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame::arrival_us.
+inline uint64_t clock_us() noexcept { return rmw_clock_us(); }
 
 /* ---- signaling server -------------------------------------------------------------------- */
 
@@ -353,6 +609,12 @@ struct Config {
     std::optional<bool> auto_answer{};
     std::optional<uint32_t> event_queue_capacity{};
     std::string extra_json{};
+    /* Audio. Received audio is decoded to audio_output_sample_rate (default 48000),
+     * audio_output_channels (2) and audio_output_format ("f32" | "s16"). */
+    std::optional<bool> enable_audio{};    // default true
+    std::optional<uint32_t> audio_output_sample_rate{};
+    std::optional<uint32_t> audio_output_channels{};
+    std::string audio_output_format{};
 
     std::string to_json() const {
         std::string j = "{";
@@ -396,6 +658,22 @@ struct Config {
             key("event_queue_capacity");
             j += std::to_string(*event_queue_capacity);
         }
+        if (enable_audio) {
+            key("enable_audio");
+            j += *enable_audio ? "true" : "false";
+        }
+        if (audio_output_sample_rate) {
+            key("audio_output_sample_rate");
+            j += std::to_string(*audio_output_sample_rate);
+        }
+        if (audio_output_channels) {
+            key("audio_output_channels");
+            j += std::to_string(*audio_output_channels);
+        }
+        if (!audio_output_format.empty()) {
+            key("audio_output_format");
+            detail::append_json_string(j, audio_output_format);
+        }
         if (!extra_json.empty()) {
             if (j.size() > 1)
                 j += ',';
@@ -407,10 +685,13 @@ struct Config {
 };
 
 /// One identity on a signaling server and its peer connections. Move-only; the destructor
-/// frees the transport (closing its peers and channels) and then the event callback.
+/// frees the transport (closing its peers, channels and audio tracks) and then the callbacks.
 class Transport {
 public:
     using Callback = std::function<void(const Event &)>;
+    /// Receives the C frame itself: valid until the callback returns (copy what you keep,
+    /// e.g. with AudioFrame::from_c).
+    using AudioCallback = std::function<void(const rmw_audio_frame_t &)>;
 
     /// No transport (like a moved-from one).
     Transport() noexcept = default;
@@ -424,15 +705,19 @@ public:
     Transport(const Transport &) = delete;
     Transport &operator=(const Transport &) = delete;
     Transport(Transport &&o) noexcept
-        : handle_(std::exchange(o.handle_, 0)), callbacks_(std::move(o.callbacks_)) {
+        : handle_(std::exchange(o.handle_, 0)), callbacks_(std::move(o.callbacks_)),
+          audio_callbacks_(std::move(o.audio_callbacks_)) {
         o.callbacks_.clear();
+        o.audio_callbacks_.clear();
     }
     Transport &operator=(Transport &&o) noexcept {
         if (this != &o) {
             reset();
             handle_ = std::exchange(o.handle_, 0);
             callbacks_ = std::move(o.callbacks_);
+            audio_callbacks_ = std::move(o.audio_callbacks_);
             o.callbacks_.clear();
+            o.audio_callbacks_.clear();
         }
         return *this;
     }
@@ -613,43 +898,112 @@ public:
         callbacks_.push_back(std::move(box));
     }
 
-private:
-    struct Box {
-        Callback fn;
-        bool orphaned = false; /* the Transport is gone: the trampoline deletes the box */
-    };
+    /* -- audio -- */
 
-    /// The box whose callback runs on this thread (only ever set on an event thread).
-    static Box *&running() noexcept {
-        static thread_local Box *box = nullptr;
-        return box;
+    /// A new outgoing Opus track sending to `target` (needs enable_audio, the default). A peer
+    /// carries one outgoing audio track at a time: a second track aimed at it skips it.
+    AudioTrack add_audio_track(const Target &target, const AudioTrackConfig &config = AudioTrackConfig()) const {
+        const std::string id = detail::c_string(target.id, "rmw_audio_track_new");
+        rmw_audio_track_t out = 0;
+        detail::check(rmw_audio_track_new(handle_, &config, static_cast<int32_t>(target.kind), detail::opt_c_str(id), &out),
+                      "rmw_audio_track_new");
+        return AudioTrack(out, config.channels);
     }
 
-    static void trampoline(const rmw_event_t *event, void *user_data) noexcept {
-        Box *box = static_cast<Box *>(user_data);
-        Box *const outer = std::exchange(running(), box);
-        try {
-            box->fn(Event::from_c(*event));
-        } catch (const std::exception &e) {
-            std::fprintf(stderr, "rmw: exception escaped the event callback: %s\n", e.what());
-        } catch (...) {
-            std::fprintf(stderr, "rmw: exception escaped the event callback\n");
+    /// Waits up to `timeout` (negative: until a frame comes or the transport is freed) for the
+    /// next decoded audio frame of any remote track; std::nullopt when none came. Do not poll
+    /// while an audio callback is set.
+    std::optional<AudioFrame> poll_audio(std::chrono::milliseconds timeout) const {
+        struct Guard {
+            rmw_audio_frame_t frame;
+            ~Guard() { rmw_audio_frame_release(&frame); }
+        } g;
+        std::memset(&g.frame, 0, sizeof g.frame);
+        const rmw_status_t st = rmw_transport_poll_audio(handle_, &g.frame, detail::to_timeout_ms(timeout));
+        if (st == RMW_ERR_TIMEOUT)
+            return std::nullopt;
+        detail::check(st, "rmw_transport_poll_audio");
+        return AudioFrame::from_c(g.frame);
+    }
+
+    /// Delivers every decoded audio frame to `callback` on the transport's audio thread (not
+    /// the event thread); an empty function goes back to polling. Same rules as set_callback():
+    /// return quickly, exceptions are caught and reported on stderr, any method may be called
+    /// from it, destroying the Transport included.
+    void set_audio_callback(AudioCallback callback) {
+        if (!callback) {
+            detail::check(rmw_transport_set_audio_callback(handle_, nullptr, nullptr),
+                          "rmw_transport_set_audio_callback");
+            return;
         }
-        running() = outer;
+        auto box = std::make_unique<AudioBox>();
+        box->fn = std::move(callback);
+        audio_callbacks_.reserve(audio_callbacks_.size() + 1);
+        detail::check(rmw_transport_set_audio_callback(handle_, &Transport::audio_trampoline, box.get()),
+                      "rmw_transport_set_audio_callback");
+        audio_callbacks_.push_back(std::move(box)); /* kept until the transport is freed, as above */
+    }
+
+private:
+    template <class Fn>
+    struct CallbackBox {
+        Fn fn;
+        bool orphaned = false; /* the Transport is gone: the trampoline deletes the box */
+
+        /// The box whose callback runs on this thread (only ever set on a callback thread).
+        static CallbackBox *&running() noexcept {
+            static thread_local CallbackBox *box = nullptr;
+            return box;
+        }
+    };
+    using Box = CallbackBox<Callback>;
+    using AudioBox = CallbackBox<AudioCallback>;
+
+    template <class B, class Arg>
+    static void invoke(B *box, const Arg &arg, const char *what) noexcept {
+        B *const outer = std::exchange(B::running(), box);
+        try {
+            box->fn(arg);
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "rmw: exception escaped the %s callback: %s\n", what, e.what());
+        } catch (...) {
+            std::fprintf(stderr, "rmw: exception escaped the %s callback\n", what);
+        }
+        B::running() = outer;
         if (box->orphaned)
             delete box; /* the Transport was destroyed inside this callback */
     }
 
-    void release_callbacks() noexcept {
+    static void trampoline(const rmw_event_t *event, void *user_data) noexcept {
+        Box *box = static_cast<Box *>(user_data);
+        try {
+            const Event ev = Event::from_c(*event);
+            invoke(box, ev, "event");
+        } catch (...) { /* std::bad_alloc copying the event: dropped */
+            std::fprintf(stderr, "rmw: out of memory copying an event\n");
+        }
+    }
+
+    static void audio_trampoline(const rmw_audio_frame_t *frame, void *user_data) noexcept {
+        invoke(static_cast<AudioBox *>(user_data), *frame, "audio");
+    }
+
+    template <class B>
+    static void release(std::vector<std::unique_ptr<B>> &boxes) noexcept {
         /* After rmw_transport_free no callback starts, and none runs unless we are inside
          * one (free called from the callback): that box is freed when it returns. */
-        for (auto &box : callbacks_) {
-            if (box.get() == running()) {
+        for (auto &box : boxes) {
+            if (box.get() == B::running()) {
                 box->orphaned = true;
                 (void)box.release();
             }
         }
-        callbacks_.clear();
+        boxes.clear();
+    }
+
+    void release_callbacks() noexcept {
+        release(callbacks_);
+        release(audio_callbacks_);
     }
 
     void reset() noexcept {
@@ -660,6 +1014,7 @@ private:
 
     rmw_transport_t handle_ = 0;
     std::vector<std::unique_ptr<Box>> callbacks_;
+    std::vector<std::unique_ptr<AudioBox>> audio_callbacks_;
 };
 
 /* ---- library-wide ------------------------------------------------------------------------ */

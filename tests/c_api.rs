@@ -9,6 +9,8 @@
 //! - `argument_checks`: tests/c/api_checks.c (invalid UTF-8, size-query pattern, configuration
 //!   errors, status names, thread-local errors).
 //! - `chat_example_exchanges_messages`: examples_c/chat.c, two peers over loopback.
+//! - `call_example_exchanges_tones`: examples_c/call.c, the same two peers calling each other
+//!   (Opus both ways, each checking the frequency it hears).
 //! - `callback_frees_its_own_transport`, `free_while_poll_is_blocked`: tests/c/*.c.
 //! - `audio_tone_by_callback_and_poll`: tests/c/audio_api.c (audio argument checks; a 440 Hz
 //!   tone between two peers, received by callback then by polling, in f32 and in s16; freeing
@@ -461,5 +463,33 @@ fn audio_tone_by_callback_and_poll() {
     );
     for expected in ["A: argument checks done (0 failures)", "D1: freed bob", "D2: bob's audio callback freed bob"] {
         assert!(r.stdout.contains(expected), "audio_api output lacks {expected:?}:\n{}", r.describe());
+    }
+}
+
+#[test]
+fn call_example_exchanges_tones() {
+    // As build(), with -lm after the source (the example uses sin()).
+    let e = env();
+    let mut cmd = Command::new("cc");
+    cmd.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1", "-I"])
+        .arg(&e.include)
+        .arg(e.manifest.join("examples_c/call.c"))
+        .arg("-lm");
+    let exe = e.link("call", cmd);
+    let r = run(&exe, Duration::from_secs(40));
+    assert_eq!(r.code, Some(0), "examples_c/call.c failed:\n{}", r.describe());
+    for expected in [
+        "alice: heard bob at 660.0 Hz",
+        "bob: heard alice at 440.0 Hz",
+        "alice: bob's audio arrived (opus",
+        "bob: alice's audio arrived (opus",
+        "call: OK",
+    ] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(expected)), "call output lacks {expected:?}:\n{}", r.describe());
+    }
+    // 2 s of 20 ms frames, none concealed on loopback.
+    for who in ["alice: heard", "bob: heard"] {
+        let line = r.stdout.lines().find(|l| l.starts_with(who)).unwrap();
+        assert!(line.contains(", 100 frames, 0 concealed"), "{line}");
     }
 }

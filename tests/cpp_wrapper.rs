@@ -6,6 +6,9 @@
 //!   callback, errors as rmw::Error, move semantics, destroying a transport in its callback).
 //! - `cpp_chat_example_exchanges_messages`: examples_c/chat.cpp.
 //! - `wrapper_header_is_self_contained`: the .hpp alone, twice, compiles cleanly.
+//! - `wrapper_audio_templates_compile_strictly`: the audio calls (AudioTrack::send of vectors,
+//!   std::array and C arrays, poll_audio, set_audio_callback) instantiate cleanly under the
+//!   strictest warnings.
 //!
 //! Needs `c++` on PATH. Programs are built under target/tmp/cpp_wrapper-<pid>/ with
 //! -std=c++17 -Wall -Wextra -Werror -pedantic, and run with a timeout.
@@ -107,6 +110,51 @@ fn wrapper_header_is_self_contained() {
         out.status.success(),
         "include/{LIB}.hpp does not compile on its own with c++ -std=c++17 -Wall -Wextra -Werror -pedantic \
          -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn wrapper_audio_templates_compile_strictly() {
+    let dir = env().work.join("audio_templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("audio.cpp");
+    std::fs::write(
+        &src,
+        r#"#include <remotemedia_webrtc.hpp>
+#include <array>
+void use(rmw::Transport &t) {
+    rmw::AudioTrackConfig cfg;
+    cfg.channels = 2;
+    rmw::AudioTrack track = t.add_audio_track(rmw::Target::peer("bob"), cfg);
+    std::vector<float> v(960);
+    std::array<int16_t, 960> a{};
+    int16_t c[960] = {};
+    track.send(v);
+    track.send(a);
+    track.send(c);
+    track.send(v.data(), 480);
+    (void)track.try_send(a);
+    (void)track.try_send(c, 480);
+    track.set_target(rmw::Target::session("room"));
+    (void)track.stats_json();
+    t.set_audio_callback([](const rmw_audio_frame_t &f) { (void)rmw::AudioFrame::from_c(f).channel(0); });
+    if (std::optional<rmw::AudioFrame> f = t.poll_audio(std::chrono::milliseconds(10)))
+        (void)f->channel(1);
+    rmw::AudioTrack moved = std::move(track);
+    moved.close();
+}
+"#,
+    )
+    .unwrap();
+    let out = cxx(&["-fsyntax-only", "-Wshadow", "-Wconversion", "-Wsign-conversion", "-Wold-style-cast"])
+        .arg(&src)
+        .output()
+        .expect("run c++");
+    assert!(
+        out.status.success(),
+        "the audio part of include/{LIB}.hpp does not compile cleanly with -Wshadow -Wconversion \
+         -Wsign-conversion -Wold-style-cast:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -4,22 +4,30 @@
 // on 127.0.0.1:0 with loopback ICE, exchange text and binary both ways on the default channel,
 // on a channel of their own and through a session; errors throw rmw::Error with the right
 // status; moved-from objects are empty and their destructors do nothing; a transport can be
-// destroyed from inside its own callback.
+// destroyed from inside its own callback. Audio: rmw::AudioTrack and its errors, and a call
+// (alice 440 Hz, bob 660 Hz) received by polling and by the audio callback, with the tones'
+// frequencies checked; a transport destroyed from inside its audio callback.
 //
 // Prints "PASS"/"FAIL" lines and "N passed, M failed"; exits 1 on any failure. Run by
 // tests/cpp_wrapper.rs. Build: c++ -std=c++17 -Wall -Wextra -Werror -pedantic ... -pthread
 #include <remotemedia_webrtc.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <unistd.h>
 #include <vector>
@@ -39,6 +47,17 @@ static_assert(std::is_trivially_copyable_v<rmw::DataChannel>, "DataChannel is a 
 static_assert(std::is_base_of_v<std::runtime_error, rmw::Error>, "Error is a runtime_error");
 static_assert(std::is_copy_constructible_v<rmw::Event> && std::is_nothrow_move_constructible_v<rmw::Event>,
               "Event is an owned value");
+static_assert(move_only_v<rmw::AudioTrack>, "AudioTrack must be move-only");
+static_assert(std::is_copy_constructible_v<rmw::AudioFrame> && std::is_nothrow_move_constructible_v<rmw::AudioFrame>,
+              "AudioFrame is an owned value");
+static_assert(std::is_base_of_v<rmw_audio_track_config_t, rmw::AudioTrackConfig>, "AudioTrackConfig is the C struct");
+// AudioTrack::send takes whole containers of float or int16_t, nothing else.
+static_assert(rmw::detail::is_pcm<std::vector<float>>::value && rmw::detail::is_pcm<std::vector<int16_t>>::value &&
+                  rmw::detail::is_pcm<std::array<float, 4>>::value && rmw::detail::is_pcm<int16_t[8]>::value,
+              "containers of samples are PCM");
+static_assert(!rmw::detail::is_pcm<std::vector<double>>::value && !rmw::detail::is_pcm<const float *>::value &&
+                  !rmw::detail::is_pcm<std::string>::value && !rmw::detail::is_pcm<float>::value,
+              "other types are not PCM");
 
 // ---- reporting -------------------------------------------------------------------------------
 
@@ -472,6 +491,396 @@ static void test_destroy_inside_callback() {
     CHECK(st->carol == nullptr);
 }
 
+// ---- audio -----------------------------------------------------------------------------------
+
+/// A sine of `hz` at amplitude 0.3, sample `i` at `rate`.
+static float sine(double hz, uint64_t i, uint32_t rate) {
+    return static_cast<float>(0.3 * std::sin(2.0 * 3.14159265358979323846 * hz * static_cast<double>(i) / rate));
+}
+
+/// Frequency by rising zero crossings (interpolated).
+static double frequency(const std::vector<float> &x, uint32_t rate) {
+    double first = -1, last = 0;
+    long count = 0;
+    for (size_t i = 1; i < x.size(); ++i)
+        if (x[i - 1] < 0 && x[i] >= 0) {
+            const double at = static_cast<double>(i - 1) + x[i - 1] / (static_cast<double>(x[i - 1]) - x[i]);
+            if (first < 0)
+                first = at;
+            else
+                ++count;
+            last = at;
+        }
+    return count > 0 ? static_cast<double>(count) * rate / (last - first) : 0.0;
+}
+
+static void test_audio_values() {
+    const rmw_audio_track_config_t c = rmw_audio_track_config_default();
+    const rmw::AudioTrackConfig cfg;
+    CHECK(cfg.sample_rate == c.sample_rate && cfg.channels == c.channels && cfg.frame_ms == c.frame_ms &&
+          cfg.bitrate == c.bitrate && cfg.fec == c.fec && cfg.application == c.application &&
+          cfg.max_queue_ms == c.max_queue_ms);
+    CHECK(rmw::Target::peer("bob").kind == rmw::Target::Kind::Peer && rmw::Target::peer("bob").id == "bob");
+    CHECK(rmw::Target::session("room").kind == rmw::Target::Kind::Session);
+    CHECK(rmw::Target::all().kind == rmw::Target::Kind::All && rmw::Target::none().kind == rmw::Target::Kind::None);
+    CHECK(std::string(rmw::to_string(rmw::EventKind::TrackAdded)) == "track_added");
+    CHECK(std::string(rmw::to_string(rmw::EventKind::TrackRemoved)) == "track_removed");
+    CHECK(std::string(rmw::to_string(rmw::MediaKind::Audio)) == "audio");
+    rmw::Config conf;
+    conf.enable_audio = true;
+    conf.audio_output_sample_rate = 16000;
+    conf.audio_output_channels = 1;
+    conf.audio_output_format = "s16";
+    CHECK(conf.to_json() == "{\"enable_audio\":true,\"audio_output_sample_rate\":16000,\"audio_output_channels\":1,"
+                            "\"audio_output_format\":\"s16\"}");
+    const uint64_t t = rmw::clock_us();
+    CHECK(t > 0 && rmw::clock_us() >= t);
+    rmw_audio_frame_t cf;
+    std::memset(&cf, 0, sizeof cf);
+    const int16_t pcm[4] = {16384, -16384, 32767, 0};
+    cf.peer_id = "p";
+    cf.track_id = "t";
+    cf.sample_rate = 16000;
+    cf.channels = 2;
+    cf.format = RMW_SAMPLE_S16;
+    cf.data = pcm;
+    cf.samples_per_channel = 2;
+    const rmw::AudioFrame f = rmw::AudioFrame::from_c(cf);
+    CHECK(f.peer_id == "p" && f.format == rmw::SampleFormat::S16 && f.s16.size() == 4 && f.f32.empty());
+    CHECK(f.channel(0) == std::vector<float>({0.5f, 32767.0f / 32768.0f}) && f.channel(1) == std::vector<float>({-0.5f, 0.0f}));
+    CHECK(f.channel(2).empty());
+}
+
+/// Value of "key": in a flat JSON object (stats), or -1.
+static long long json_number(const std::string &json, const std::string &key) {
+    const size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? -1 : std::strtoll(json.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+static void test_audio_errors() {
+    const rmw::AudioTrackConfig cfg;
+    rmw::AudioTrack none;
+    CHECK(!none && none.channels() == 0);
+    EXPECT_ERROR(none.send(std::vector<float>(480)), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.stats_json(), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.set_target(rmw::Target::all()), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.config(), RMW_ERR_INVALID_HANDLE);
+    none.close(); // empty: no-op
+    rmw::Transport empty;
+    EXPECT_ERROR(empty.add_audio_track(rmw::Target::none()), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(empty.poll_audio(0ms), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(empty.set_audio_callback([](const rmw_audio_frame_t &) {}), RMW_ERR_INVALID_HANDLE);
+
+    rmw::Transport t("{\"signaling_url\":\"ws://127.0.0.1:9\",\"peer_id\":\"audio-errors\",\"ice_policy\":\"loopback\"}");
+    rmw::AudioTrackConfig bad;
+    bad.channels = 3;
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    bad = rmw::AudioTrackConfig();
+    bad.sample_rate = 22050;
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_audio_track(rmw::Target{static_cast<rmw::Target::Kind>(42), ""}), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::peer("")), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::peer(std::string("bo\0b", 4))), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::peer("nobody")), RMW_ERR_NOT_FOUND);
+    EXPECT_ERROR(t.add_audio_track(rmw::Target::session("no-room")), RMW_ERR_NOT_FOUND);
+    CHECK(!t.poll_audio(10ms));
+
+    rmw::AudioTrack mono = t.add_audio_track(rmw::Target::none());
+    CHECK(mono && mono.channels() == 1);
+    mono.send(std::vector<float>(441, 0.25f));
+    mono.send(std::vector<int16_t>(1024, int16_t{100}));
+    const float c_array[3] = {0.0f, 0.1f, 0.2f};
+    mono.send(c_array);
+    mono.send(c_array, 2);
+    EXPECT_ERROR(mono.send(std::vector<float>()), RMW_ERR_INVALID_ARGUMENT);
+    const std::vector<float> second(48000); // 1 s: longer than the whole queue (200 ms)
+    EXPECT_ERROR(mono.try_send(second), RMW_ERR_INVALID_ARGUMENT);
+    // 100 ms chunks back to back, faster than real time: the queue fills up.
+    const std::vector<float> tenth(4800);
+    long long accepted = 441 + 1024 + 3 + 2;
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {
+        refused = !mono.try_send(tenth);
+        accepted += refused ? 0 : 4800;
+    }
+    CHECK(refused);
+    bool threw = false;
+    for (int i = 0; i < 100 && !threw; ++i) {
+        try {
+            mono.send(tenth);
+            accepted += 4800;
+        } catch (const rmw::Error &e) {
+            threw = e.status() == RMW_ERR_QUEUE_FULL;
+            if (!threw)
+                break;
+        }
+    }
+    CHECK(threw);
+    bool taken = false; // once the encoder has caught up, sends are taken again
+    for (int i = 0; i < 200 && !taken; ++i)
+        if (!(taken = mono.try_send(c_array)))
+            std::this_thread::sleep_for(5ms);
+    CHECK(taken);
+    accepted += 3;
+    const std::string stats = mono.stats_json();
+    CHECK(json_number(stats, "queue_full") >= 2 && json_number(stats, "samples_in") == accepted);
+    const rmw::AudioTrackConfig got = mono.config();
+    CHECK(got.channels == 1 && got.sample_rate == 48000 && got.max_queue_ms == cfg.max_queue_ms);
+    EXPECT_ERROR(mono.set_target(rmw::Target::peer("nobody")), RMW_ERR_NOT_FOUND);
+    mono.set_target(rmw::Target::all());
+
+    rmw::AudioTrackConfig sc;
+    sc.channels = 2;
+    sc.sample_rate = 44100;
+    rmw::AudioTrack stereo = t.add_audio_track(rmw::Target::all(), sc);
+    CHECK(stereo.channels() == 2 && stereo.config().channels == 2 && stereo.config().sample_rate == 44100);
+    stereo.send(std::vector<float>(2 * 441));
+    EXPECT_ERROR(stereo.send(std::vector<float>(3)), RMW_ERR_INVALID_ARGUMENT); // not whole frames
+    EXPECT_ERROR(stereo.try_send(std::vector<int16_t>(5)), RMW_ERR_INVALID_ARGUMENT);
+
+    // Moves: the source is emptied; assigning over a live track frees it.
+    const rmw_audio_track_t h_mono = mono.handle(), h_stereo = stereo.handle();
+    rmw::AudioTrack moved(std::move(mono));
+    CHECK(!mono && moved.handle() == h_mono && moved.channels() == 1);
+    EXPECT_ERROR(mono.send(c_array), RMW_ERR_INVALID_HANDLE);
+    moved = std::move(stereo);
+    size_t len = 0;
+    CHECK(rmw_audio_track_stats_json(h_mono, nullptr, &len) == RMW_ERR_INVALID_HANDLE);
+    CHECK(moved.handle() == h_stereo && moved.channels() == 2 && !stereo);
+    moved.close();
+    CHECK(!moved && rmw_audio_track_stats_json(h_stereo, nullptr, &len) == RMW_ERR_INVALID_HANDLE);
+
+    // A track that outlives its transport: invalid, its destructor is harmless.
+    rmw::AudioTrack orphan = t.add_audio_track(rmw::Target::none());
+    t.set_audio_callback([](const rmw_audio_frame_t &) {});
+    t.close(); // with a live track and an audio callback set
+    EXPECT_ERROR(orphan.send(c_array), RMW_ERR_INVALID_HANDLE);
+}
+
+/// What one side received, filled by its audio callback or by polling.
+struct Heard {
+    std::mutex m;
+    std::vector<rmw::AudioFrame> frames;
+    int by_callback = 0;
+    std::string problem;
+
+    void add(rmw::AudioFrame f, bool callback) {
+        std::lock_guard<std::mutex> g(m);
+        by_callback += callback ? 1 : 0;
+        frames.push_back(std::move(f));
+    }
+    size_t count() {
+        std::lock_guard<std::mutex> g(m);
+        return frames.size();
+    }
+};
+
+/// Checks one received stream: shape, no concealment, RTP continuity, the tone's frequency.
+static void check_heard(Heard &h, const char *who, const std::string &from, uint32_t rate, uint32_t channels,
+                        rmw::SampleFormat format, double hz) {
+    std::lock_guard<std::mutex> g(h.m);
+    REQUIRE(!h.frames.empty());
+    bool shape = true, concealed = false, continuous = true;
+    std::vector<std::vector<float>> pcm(channels);
+    for (size_t i = 0; i < h.frames.size(); ++i) {
+        const rmw::AudioFrame &f = h.frames[i];
+        shape = shape && f.peer_id == from && f.sample_rate == rate && f.channels == channels && f.format == format &&
+                (format == rmw::SampleFormat::F32 ? f.f32.size() : f.s16.size()) == f.samples_per_channel * channels;
+        concealed = concealed || f.concealed;
+        if (i > 0) {
+            const rmw::AudioFrame &p = h.frames[i - 1];
+            continuous = continuous && f.rtp_timestamp == p.rtp_timestamp + static_cast<uint32_t>(p.samples_per_channel * 48000 / rate);
+        }
+        for (uint32_t c = 0; c < channels && shape; ++c) {
+            const std::vector<float> x = f.channel(c);
+            pcm[c].insert(pcm[c].end(), x.begin(), x.end());
+        }
+    }
+    const size_t skip = rate / 10; // the codec fades in
+    std::printf("   %s heard %s: %zu frames (%d by callback), %zu samples at %u Hz", who, from.c_str(), h.frames.size(),
+                h.by_callback, pcm[0].size(), rate);
+    for (uint32_t c = 0; c < channels; ++c)
+        std::printf(", ch%u %.1f Hz", c, pcm[c].size() > skip ? frequency(std::vector<float>(pcm[c].begin() + static_cast<long>(skip), pcm[c].end()), rate) : 0.0);
+    std::printf("\n");
+    CHECK(shape);
+    CHECK(!concealed);
+    CHECK(continuous);
+    CHECK(pcm[0].size() >= rate * 13 / 10);
+    for (uint32_t c = 0; c < channels; ++c) {
+        REQUIRE(pcm[c].size() > skip);
+        const double got = frequency(std::vector<float>(pcm[c].begin() + static_cast<long>(skip), pcm[c].end()), rate);
+        report(got > hz - 3 && got < hz + 3,
+               std::string(who) + " hears " + std::to_string(hz) + " Hz on channel " + std::to_string(c) + " (got " +
+                   std::to_string(got) + ")",
+               __LINE__);
+    }
+}
+
+/// Polls `t`'s events for TrackAdded from `from` (other events are dropped).
+static std::optional<rmw::Event> wait_track_added(const rmw::Transport &t, const std::string &from) {
+    const auto deadline = Clock::now() + 5s;
+    while (Clock::now() < deadline)
+        if (auto ev = t.poll(50ms); ev && ev->kind == rmw::EventKind::TrackAdded && ev->peer_id == from)
+            return ev;
+    return std::nullopt;
+}
+
+/// alice and bob call each other: alice sends 440 Hz (f32, std::vector, 441/1024-sample chunks)
+/// and polls what she gets (48 kHz stereo f32, the defaults); bob sends 660 Hz (int16_t C
+/// arrays) and takes his audio (16 kHz mono s16) by callback, then by polling. Then bob's
+/// Transport is destroyed from inside his audio callback while alice keeps sending.
+static void test_audio_exchange() {
+    rmw::SignalingServer server("127.0.0.1:0");
+    rmw::Config ac;
+    ac.signaling_url = server.url();
+    ac.peer_id = "alice";
+    ac.ice_policy = "loopback";
+    rmw::Config bc = ac;
+    bc.peer_id = "bob";
+    bc.audio_output_sample_rate = 16000;
+    bc.audio_output_channels = 1;
+    bc.audio_output_format = "s16";
+    rmw::Transport alice(ac);
+    auto bob = std::make_unique<rmw::Transport>(bc);
+    Seen a, b;
+    REQUIRE(poll_until(alice, a, [](const Seen &s) { return s.discovered.count("bob") > 0; }));
+    alice.connect_peer("bob");
+    REQUIRE(poll_until(alice, a, [](const Seen &s) { return s.opened("data"); }));
+    REQUIRE(poll_until(*bob, b, [](const Seen &s) { return s.opened("data"); }));
+
+    auto heard_by_bob = std::make_shared<Heard>();
+    Heard heard_by_alice;
+    bob->set_audio_callback([heard_by_bob](const rmw_audio_frame_t &f) { heard_by_bob->add(rmw::AudioFrame::from_c(f), true); });
+
+    rmw::AudioTrack to_bob = alice.add_audio_track(rmw::Target::peer("bob"));
+    rmw::AudioTrack to_alice = bob->add_audio_track(rmw::Target::peer("alice"));
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> sent{0};
+    std::string sender_error;
+    std::thread sender([&] {
+        try {
+            const auto start = Clock::now();
+            uint64_t n = 0;
+            int k = 0;
+            std::vector<float> chunk;
+            int16_t block[480];
+            while (!stop && n < 3 * 48000) {
+                const size_t len = (k++ % 2) ? 1024 : 441;
+                chunk.resize(len);
+                for (size_t i = 0; i < len; ++i)
+                    chunk[i] = sine(440, n + i, 48000);
+                to_bob.send(chunk);
+                for (size_t i = 0; i < 480 && i < len; ++i)
+                    block[i] = static_cast<int16_t>(sine(660, n + i, 48000) * 32767);
+                to_alice.send(block, std::min<size_t>(len, 480));
+                if (len > 480)
+                    for (size_t off = 480; off < len; off += 480) {
+                        const size_t m = std::min<size_t>(480, len - off);
+                        for (size_t i = 0; i < m; ++i)
+                            block[i] = static_cast<int16_t>(sine(660, n + off + i, 48000) * 32767);
+                        to_alice.send(block, m);
+                    }
+                n += len;
+                sent = n;
+                std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / 48000));
+            }
+        } catch (const std::exception &e) {
+            sender_error = e.what();
+        }
+    });
+
+    // alice polls; bob's callback takes 25 frames, then bob polls too.
+    bool bob_polls = false;
+    auto quiet_since = Clock::now();
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+        bool got = false;
+        if (auto f = alice.poll_audio(20ms)) {
+            heard_by_alice.add(std::move(*f), false);
+            got = true;
+        }
+        if (!bob_polls && heard_by_bob->count() >= 25) {
+            bob->set_audio_callback(nullptr);
+            bob_polls = true;
+        }
+        while (bob_polls)
+            if (auto f = bob->poll_audio(0ms)) {
+                heard_by_bob->add(std::move(*f), false);
+                got = true;
+            } else {
+                break;
+            }
+        if (got)
+            quiet_since = Clock::now();
+        else if (sent >= 3 * 48000 / 2 && Clock::now() - quiet_since > 500ms)
+            break;
+        if (sent >= 3 * 48000 / 2)
+            stop = true; // 1.5 s sent: let the last frames arrive
+    }
+    stop = true;
+    sender.join();
+    CHECK(sender_error.empty());
+    if (!sender_error.empty())
+        std::printf("   sender: %s\n", sender_error.c_str());
+    CHECK(bob_polls);
+    check_heard(heard_by_alice, "alice", "bob", 48000, 2, rmw::SampleFormat::F32, 660);
+    check_heard(*heard_by_bob, "bob", "alice", 16000, 1, rmw::SampleFormat::S16, 440);
+    {
+        std::lock_guard<std::mutex> g(heard_by_bob->m);
+        CHECK(heard_by_bob->by_callback >= 25 && heard_by_bob->frames.size() > static_cast<size_t>(heard_by_bob->by_callback) + 20);
+    }
+    const std::string st = to_bob.stats_json();
+    std::printf("   alice's track: %s\n", st.c_str());
+    CHECK(st.find("\"packets_sent\":0,") == std::string::npos && st.find("\"peers\":1") != std::string::npos);
+    for (auto *side : {&alice, bob.get()}) {
+        const std::optional<rmw::Event> added = wait_track_added(*side, side == &alice ? "bob" : "alice");
+        REQUIRE(added.has_value());
+        CHECK(added->media_kind == rmw::MediaKind::Audio && added->codec == "opus" && added->clock_rate == 48000 &&
+              !added->track_id.empty() && (added->channels == 1 || added->channels == 2));
+    }
+
+    // bob is destroyed from inside his own audio callback while alice keeps sending.
+    struct State {
+        std::mutex m;
+        std::condition_variable cv;
+        std::unique_ptr<rmw::Transport> bob;
+        bool destroyed = false;
+    };
+    auto state = std::make_shared<State>();
+    {
+        std::lock_guard<std::mutex> g(state->m);
+        state->bob = std::move(bob);
+        to_alice = rmw::AudioTrack(); // bob's track goes first (freed by its destructor)
+        auto payload = std::make_shared<std::string>("still alive");
+        state->bob->set_audio_callback([state, payload](const rmw_audio_frame_t &f) {
+            std::unique_ptr<rmw::Transport> doomed;
+            {
+                std::lock_guard<std::mutex> lock(state->m);
+                doomed = std::move(state->bob);
+            }
+            if (!doomed)
+                return;
+            const std::string peer = f.peer_id; // the frame stays valid until we return
+            doomed.reset();
+            std::lock_guard<std::mutex> lock(state->m);
+            state->destroyed = !payload->empty() && peer == "alice" && f.samples_per_channel > 0;
+            state->cv.notify_all();
+        });
+    }
+    std::vector<float> more(480);
+    bool destroyed = false;
+    for (int i = 0; i < 200 && !destroyed; ++i) {
+        for (size_t k = 0; k < more.size(); ++k)
+            more[k] = sine(440, static_cast<uint64_t>(i) * 480 + k, 48000);
+        to_bob.send(more);
+        std::unique_lock<std::mutex> lock(state->m);
+        destroyed = state->cv.wait_for(lock, 10ms, [&] { return state->destroyed; });
+    }
+    CHECK(destroyed);
+    to_bob.send(more); // bob is gone; alice's track still takes PCM
+    CHECK(a.errors.empty() && b.errors.empty());
+}
+
 static long count_threads() {
     long n = 0;
     if (FILE *f = std::fopen("/proc/self/status", "r")) {
@@ -518,6 +927,9 @@ int main() {
     run_section("move semantics", test_moves);
     run_section("two peers", test_two_peers);
     run_section("destroy inside callback", test_destroy_inside_callback);
+    run_section("audio values", test_audio_values);
+    run_section("audio errors", test_audio_errors);
+    run_section("audio exchange", test_audio_exchange);
     run_section("1000 transports", test_many_transports);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
