@@ -12,6 +12,10 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
 
+    // Debian's libyuv has no pkg-config file (libopus and libvpx are found through theirs by
+    // their -sys crates).
+    println!("cargo:rustc-link-lib=yuv");
+
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libremotemedia_webrtc.so.{major}");

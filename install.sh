@@ -96,8 +96,8 @@ Description: Real-time WebRTC audio, video and data for native programs, through
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -l$name
-Requires.private: opus
-Libs.private: -lpthread -ldl -lm
+Requires.private: opus vpx
+Libs.private: -lyuv -lpthread -ldl -lm
 EOF
 chmod 644 "$libdir/pkgconfig/$name.pc"
 
@@ -149,7 +149,7 @@ if(NOT TARGET RemoteMediaWebRTC::remotemedia_webrtc_static)
     IMPORTED_LOCATION "\${_rmw_static}"
     IMPORTED_LINK_INTERFACE_LANGUAGES "C"
     INTERFACE_INCLUDE_DIRECTORIES "\${_rmw_include}"
-    INTERFACE_LINK_LIBRARIES "Threads::Threads;\${CMAKE_DL_LIBS};m;opus")
+    INTERFACE_LINK_LIBRARIES "Threads::Threads;\${CMAKE_DL_LIBS};m;opus;vpx;yuv")
 endif()
 
 set(RemoteMediaWebRTC_INCLUDE_DIRS "\${_rmw_include}")

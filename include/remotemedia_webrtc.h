@@ -103,6 +103,32 @@
 #define RMW_OPUS_LOW_DELAY 2
 
 /*
+ Pixel formats of frames you send (`rmw_raw_video_frame_t.format`).
+ planes: Y, U, V.
+ */
+#define RMW_PIXEL_I420 0
+
+/*
+ planes: Y, interleaved UV.
+ */
+#define RMW_PIXEL_NV12 1
+
+/*
+ One plane, bytes R, G, B, A in memory (e.g. a texture read back from a game engine).
+ */
+#define RMW_PIXEL_RGBA 2
+
+/*
+ One plane, bytes B, G, R, A in memory.
+ */
+#define RMW_PIXEL_BGRA 3
+
+/*
+ `rmw_video_track_config_t.speed`: the codec's real-time default.
+ */
+#define RMW_VIDEO_SPEED_DEFAULT 99
+
+/*
  Log levels of `rmw_set_log_callback`.
  */
 #define RMW_LOG_ERROR 1
@@ -114,6 +140,11 @@
 #define RMW_LOG_DEBUG 4
 
 #define RMW_LOG_TRACE 5
+
+/*
+ RTP video clock; the encoder's timebase is 1/RTP_CLOCK_HZ.
+ */
+#define RTP_CLOCK_HZ 90000
 
 /*
  Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
@@ -246,7 +277,8 @@ typedef enum {
   RMW_EVENT_ERROR = 11,
   /*
    `peer_id` started sending track `track_id` of `media_kind`, coded as `codec` ("opus")
-   at `clock_rate` with `channels`. Its decoded audio comes through
+   at `clock_rate` with `channels` (the negotiated format: Opus is always 48000/2, even for
+   a mono stream). Its decoded audio comes through
    `rmw_transport_poll_audio` / the audio callback.
    */
   RMW_EVENT_TRACK_ADDED = 12,
@@ -270,6 +302,20 @@ typedef enum {
   RMW_MEDIA_AUDIO = 1,
   RMW_MEDIA_VIDEO = 2,
 } rmw_media_kind_t;
+
+/*
+ Layout of received frames (`video_output_format` in the transport config).
+ */
+typedef enum {
+  /*
+   `planes` Y, U, V with `strides`; chroma planes are `(width + 1) / 2` wide.
+   */
+  RMW_VIDEO_I420 = 0,
+  /*
+   `planes[0]` holds R, G, B, A bytes, `strides[0]` per row.
+   */
+  RMW_VIDEO_RGBA = 1,
+} rmw_video_format_t;
 
 /*
  How an outgoing audio track encodes; start from `rmw_audio_track_config_default()`.
@@ -471,6 +517,95 @@ typedef void (*rmw_log_callback_t)(int32_t level,
  A running signaling server.
  */
 typedef uint64_t rmw_signaling_server_t;
+
+/*
+ How an outgoing video track encodes; start from `rmw_video_track_config_default()`.
+ */
+typedef struct {
+  /*
+   Target bitrate, 30..=50000 kbit/s. Default 1500. Changeable with
+   `rmw_video_track_set_bitrate`.
+   */
+  uint32_t bitrate_kbps;
+  /*
+   Nominal frame rate for rate control, 1..=120. Default 30.
+   */
+  uint32_t fps;
+  /*
+   Longest run of frames between keyframes (0: libvpx decides). Default 3000.
+   */
+  uint32_t keyframe_interval;
+  /*
+   libvpx cpu-used, -16..=16 (higher is faster), or `RMW_VIDEO_SPEED_DEFAULT`.
+   */
+  int32_t speed;
+  /*
+   Encoder threads, 1..=16. Default 1.
+   */
+  uint32_t threads;
+} rmw_video_track_config_t;
+
+/*
+ An outgoing video track of a transport; valid until `rmw_video_track_free` or until its
+ transport is freed.
+ */
+typedef uint64_t rmw_video_track_t;
+
+/*
+ A frame you send. The library reads `sizes[i]` bytes at `planes[i]` during the call only
+ (it copies them); each plane needs `strides[i] * rows` bytes (rows: `height`, or
+ `(height + 1) / 2` for chroma planes). Unused planes (RGBA/BGRA: 1 and 2; NV12: 2) are
+ ignored and may be NULL.
+ */
+typedef struct {
+  /*
+   `RMW_PIXEL_I420`, `RMW_PIXEL_NV12`, `RMW_PIXEL_RGBA` or `RMW_PIXEL_BGRA`.
+   */
+  int32_t format;
+  uint32_t width;
+  uint32_t height;
+  const uint8_t *planes[3];
+  uint32_t strides[3];
+  size_t sizes[3];
+} rmw_raw_video_frame_t;
+
+/*
+ A decoded frame from one remote track. Every pointer is owned by the library: after
+ `rmw_transport_poll_video` it stays valid until `rmw_video_frame_release`; inside the
+ video callback, until the callback returns.
+ */
+typedef struct {
+  rmw_transport_t transport;
+  const char *peer_id;
+  const char *track_id;
+  /*
+   "vp8" or "vp9".
+   */
+  const char *codec;
+  uint32_t width;
+  uint32_t height;
+  rmw_video_format_t format;
+  const uint8_t *planes[3];
+  uint32_t strides[3];
+  /*
+   RTP timestamp (90 kHz clock).
+   */
+  uint32_t rtp_timestamp;
+  /*
+   Arrival of the frame's last packet, microseconds of CLOCK_MONOTONIC (`rmw_clock_us`).
+   */
+  uint64_t arrival_us;
+  bool keyframe;
+  /*
+   Library-private; do not touch.
+   */
+  void *internal;
+} rmw_video_frame_t;
+
+/*
+ Runs on the transport's video thread, with the same rules as the audio callback.
+ */
+typedef void (*rmw_video_callback_t)(const rmw_video_frame_t *frame, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -834,6 +969,177 @@ rmw_status_t rmw_transport_send_data(rmw_transport_t transport,
  and events dropped because the application did not drain them.
  */
 rmw_status_t rmw_transport_stats_json(rmw_transport_t transport, char *buf, size_t *len);
+
+/*
+ The defaults: 1500 kbit/s, 30 fps, a keyframe at least every 3000 frames, the codec's
+ real-time speed, one encoder thread.
+ */
+rmw_video_track_config_t rmw_video_track_config_default(void);
+
+/*
+ Creates an outgoing video track (`config` NULL: the defaults) sending to `target_kind` /
+ `target_id` as in `rmw_audio_track_new`. Each peer gets the codec negotiated with it (VP8
+ or VP9; the transport's `video_codec` when the peer accepts it); a broadcast is encoded once
+ per codec. Needs `enable_video` (default on). `*out` receives the track.
+ */
+rmw_status_t rmw_video_track_new(rmw_transport_t transport,
+                                 const rmw_video_track_config_t *config,
+                                 int32_t target_kind,
+                                 const char *target_id,
+                                 rmw_video_track_t *out);
+
+/*
+ Copies the frame and returns without waiting for the encoder (which converts it to I420,
+ encodes and sends it on its own thread). If the encoder has not taken the previous frame
+ yet, that one is dropped: the newest frame wins (counted as `frames_dropped`). The size
+ may change from one frame to the next (the encoder restarts with a keyframe).
+ */
+rmw_status_t rmw_video_track_send(rmw_video_track_t track, const rmw_raw_video_frame_t *frame);
+
+/*
+ Re-aims the track (same arguments as in `rmw_video_track_new`).
+ */
+rmw_status_t rmw_video_track_set_target(rmw_video_track_t track,
+                                        int32_t target_kind,
+                                        const char *target_id);
+
+/*
+ Changes the target bitrate (30..=50000 kbit/s) from the next frame on.
+ */
+rmw_status_t rmw_video_track_set_bitrate(rmw_video_track_t track, uint32_t kbps);
+
+/*
+ The next frame sent is encoded as a keyframe (peers' PLI/FIR do this by themselves).
+ */
+rmw_status_t rmw_video_track_request_keyframe(rmw_video_track_t track);
+
+/*
+ Counters as JSON (size-query pattern): frames in, dropped (newest won), encoded,
+ keyframes encoded and requested, packets and bytes sent, target bitrate, size, peers.
+ */
+rmw_status_t rmw_video_track_stats_json(rmw_video_track_t track, char *buf, size_t *len);
+
+/*
+ Stops the track (a frame not yet encoded is still sent); the handle becomes invalid. 0 is
+ a no-op.
+ */
+rmw_status_t rmw_video_track_free(rmw_video_track_t track);
+
+/*
+ Waits up to `timeout_ms` (0: do not wait; negative: until a frame comes or the transport
+ is freed) for the next decoded video frame of any remote track. `RMW_ERR_TIMEOUT` when none
+ came. Give each frame back with `rmw_video_frame_release`. When the application falls
+ behind, the oldest frames are dropped (`video_frames_dropped` in the transport's stats).
+ */
+rmw_status_t rmw_transport_poll_video(rmw_transport_t transport,
+                                      rmw_video_frame_t *frame,
+                                      int32_t timeout_ms);
+
+/*
+ Frees what a polled frame points to and zeroes it. NULL, a zeroed frame, or one released
+ before are no-ops. Never call it on the frame passed to the callback.
+ */
+void rmw_video_frame_release(rmw_video_frame_t *frame);
+
+/*
+ Sets the callback that receives every decoded video frame on the transport's video thread
+ (started on first use), or with `callback` NULL goes back to polling. Same rules as
+ `rmw_transport_set_event_callback`.
+ */
+rmw_status_t rmw_transport_set_video_callback(rmw_transport_t transport,
+                                              rmw_video_callback_t callback,
+                                              void *user_data);
+
+extern int I420Copy(const uint8_t *src_y,
+                    int src_stride_y,
+                    const uint8_t *src_u,
+                    int src_stride_u,
+                    const uint8_t *src_v,
+                    int src_stride_v,
+                    uint8_t *dst_y,
+                    int dst_stride_y,
+                    uint8_t *dst_u,
+                    int dst_stride_u,
+                    uint8_t *dst_v,
+                    int dst_stride_v,
+                    int width,
+                    int height);
+
+extern int NV12ToI420(const uint8_t *src_y,
+                      int src_stride_y,
+                      const uint8_t *src_uv,
+                      int src_stride_uv,
+                      uint8_t *dst_y,
+                      int dst_stride_y,
+                      uint8_t *dst_u,
+                      int dst_stride_u,
+                      uint8_t *dst_v,
+                      int dst_stride_v,
+                      int width,
+                      int height);
+
+/*
+ Memory B,G,R,A -> I420.
+ */
+extern int ARGBToI420(const uint8_t *src_argb,
+                      int src_stride_argb,
+                      uint8_t *dst_y,
+                      int dst_stride_y,
+                      uint8_t *dst_u,
+                      int dst_stride_u,
+                      uint8_t *dst_v,
+                      int dst_stride_v,
+                      int width,
+                      int height);
+
+/*
+ Memory R,G,B,A -> I420.
+ */
+extern int ABGRToI420(const uint8_t *src_abgr,
+                      int src_stride_abgr,
+                      uint8_t *dst_y,
+                      int dst_stride_y,
+                      uint8_t *dst_u,
+                      int dst_stride_u,
+                      uint8_t *dst_v,
+                      int dst_stride_v,
+                      int width,
+                      int height);
+
+/*
+ I420 -> memory R,G,B,A.
+ */
+extern int I420ToABGR(const uint8_t *src_y,
+                      int src_stride_y,
+                      const uint8_t *src_u,
+                      int src_stride_u,
+                      const uint8_t *src_v,
+                      int src_stride_v,
+                      uint8_t *dst_abgr,
+                      int dst_stride_abgr,
+                      int width,
+                      int height);
+
+/*
+ I420 -> memory B,G,R,A.
+ */
+extern int I420ToARGB(const uint8_t *src_y,
+                      int src_stride_y,
+                      const uint8_t *src_u,
+                      int src_stride_u,
+                      const uint8_t *src_v,
+                      int src_stride_v,
+                      uint8_t *dst_argb,
+                      int dst_stride_argb,
+                      int width,
+                      int height);
+
+extern uint64_t ComputeSumSquareErrorPlane(const uint8_t *src_a,
+                                           int stride_a,
+                                           const uint8_t *src_b,
+                                           int stride_b,
+                                           int width,
+                                           int height);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::media::audio::{INPUT_RATES, SampleFormat};
+use crate::media::video::{VideoCodec, VideoOutputFormat};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,19 @@ pub struct Config {
     /// Received audio frames held for the application; the oldest is dropped (and counted)
     /// when it does not keep up.
     pub audio_queue_capacity: u32,
+    /// Every peer connection carries one two-way video track (VP8 and VP9 offered, `video_codec`
+    /// first) from the start.
+    pub enable_video: bool,
+    /// Received video is delivered as "i420" (planes as decoded) or "rgba".
+    pub video_output_format: VideoOutputFormat,
+    /// Decoded video frames held for the application; the oldest is dropped (and counted).
+    pub video_queue_capacity: u32,
+    /// Longest a missing video packet is waited for (NACK retransmission) before its frame is
+    /// dropped and a keyframe is asked for.
+    pub video_max_delay_ms: u32,
+    /// Drops this share (0..=50 %) of incoming RTP packets before anything sees them, to test
+    /// an application (and this library) under loss. 0, the default, drops nothing.
+    pub simulate_loss_percent: u32,
     pub enable_rtcp: bool,
     pub rtcp_interval_ms: u32,
     pub ice_policy: IcePolicy,
@@ -101,6 +115,11 @@ impl Default for Config {
             audio_output_channels: 2,
             audio_output_format: SampleFormat::F32,
             audio_queue_capacity: 256,
+            enable_video: true,
+            video_output_format: VideoOutputFormat::I420,
+            video_queue_capacity: 8,
+            video_max_delay_ms: 200,
+            simulate_loss_percent: 0,
             enable_rtcp: true,
             rtcp_interval_ms: 5000,
             ice_policy: IcePolicy::All,
@@ -198,8 +217,14 @@ impl Config {
         }
         if let Some(v) = flag("WEBRTC_AUTO_ANSWER")? { c.auto_answer = v; }
         if let Some(v) = flag("WEBRTC_ENABLE_AUDIO")? { c.enable_audio = v; }
+        if let Some(v) = flag("WEBRTC_ENABLE_VIDEO")? { c.enable_video = v; }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The video codec we offer first and send when the peer accepts it.
+    pub fn preferred_video_codec(&self) -> VideoCodec {
+        if self.video_codec == "vp9" { VideoCodec::Vp9 } else { VideoCodec::Vp8 }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -231,6 +256,9 @@ impl Config {
             "audio_output_sample_rate must be one of {INPUT_RATES:?}, got {}", self.audio_output_sample_rate))?;
         check_range("audio_output_channels", self.audio_output_channels, 1, 2)?;
         check_range("audio_queue_capacity", self.audio_queue_capacity, 4, 1 << 16)?;
+        check_range("video_queue_capacity", self.video_queue_capacity, 1, 1024)?;
+        check_range("video_max_delay_ms", self.video_max_delay_ms, 10, 5000)?;
+        check_range("simulate_loss_percent", self.simulate_loss_percent, 0, 50)?;
         check_range("rtcp_interval_ms", self.rtcp_interval_ms, 100, 60_000)?;
         check_range("ice_keepalive_interval_ms", self.ice_keepalive_interval_ms, 100, 60_000)?;
         check_range("ice_disconnected_timeout_ms", self.ice_disconnected_timeout_ms, 500, 600_000)?;

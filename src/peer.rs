@@ -6,7 +6,14 @@ use crate::error::Result;
 use crate::events::PeerState;
 use std::sync::Arc;
 use std::time::Duration;
-use webrtc::api::media_engine::MIME_TYPE_OPUS;
+use crate::media::rtp::PeerSender;
+use crate::media::video::VideoCodec;
+use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::track::track_local::TrackLocal;
@@ -35,8 +42,13 @@ pub const MAX_SEND_MESSAGE_SIZE: usize = 64 * 1024;
 /// The webrtc-rs API object shared by every peer connection of one transport.
 pub(crate) fn build_api(cfg: &Config) -> Result<API> {
     let mut media = MediaEngine::default();
-    media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    register_codecs(&mut media, cfg.preferred_video_codec())?;
+    let mut registry = Registry::new();
+    if cfg.simulate_loss_percent > 0 {
+        // First, so that it is innermost: the interceptors after it see the loss.
+        registry.add(Box::new(crate::media::loss::LossBuilder { percent: cfg.simulate_loss_percent }));
+    }
+    let registry = register_default_interceptors(registry, &mut media)?;
 
     let mut s = SettingEngine::default();
     // We run our own read loop per channel (bigger messages than webrtc-rs's 64 KiB buffer,
@@ -55,6 +67,12 @@ pub(crate) fn build_api(cfg: &Config) -> Result<API> {
     // Chromium as callee). Use the first working pair at once.
     s.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
     s.set_host_acceptance_min_wait(Some(Duration::ZERO));
+    if cfg.simulate_loss_percent > 0 {
+        // Simulated loss happens after decryption, so SRTP has seen the dropped packet: its
+        // replay check would then refuse the NACK retransmission (same sequence number) that
+        // real loss would let through.
+        s.disable_srtp_replay_protection(true);
+    }
     if cfg.ice_policy == IcePolicy::Loopback {
         s.set_include_loopback_candidate(true);
         s.set_interface_filter(Box::new(|name: &str| name == "lo"));
@@ -68,18 +86,78 @@ pub(crate) fn build_api(cfg: &Config) -> Result<API> {
         .build())
 }
 
-/// Adds our one outgoing audio track (Opus) to a new connection and returns it; RTP written
-/// to it reaches the peer once connected. Also drains the sender's RTCP: webrtc-rs's
-/// interceptors only see RTCP that somebody reads.
-pub(crate) async fn add_audio_sender(pc: &Arc<RTCPeerConnection>, local_id: &str) -> Result<Arc<TrackLocalStaticRTP>> {
-    let codec = RTCRtpCodecCapability {
+/// Only what we can encode and decode: Opus; VP8 and VP9 (profile 0), the preferred one
+/// first (the order of our offer, which Chromium follows). Feedback: NACK, PLI, FIR, REMB.
+fn register_codecs(media: &mut MediaEngine, preferred: VideoCodec) -> Result<()> {
+    media.register_codec(RTCRtpCodecParameters { capability: opus_capability(), payload_type: 111, ..Default::default() }, RTPCodecType::Audio)?;
+    let mut video = [(VideoCodec::Vp8, 96), (VideoCodec::Vp9, 98)];
+    if preferred == VideoCodec::Vp9 {
+        video.reverse();
+    }
+    for (codec, payload_type) in video {
+        media.register_codec(RTCRtpCodecParameters { capability: video_capability(codec), payload_type, ..Default::default() }, RTPCodecType::Video)?;
+    }
+    Ok(())
+}
+
+fn opus_capability() -> RTCRtpCodecCapability {
+    RTCRtpCodecCapability {
         mime_type: MIME_TYPE_OPUS.into(),
         clock_rate: 48_000,
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
         rtcp_feedback: Vec::new(),
+    }
+}
+
+fn video_capability(codec: VideoCodec) -> RTCRtpCodecCapability {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+    let (mime_type, fmtp) = match codec {
+        VideoCodec::Vp8 => (MIME_TYPE_VP8, ""),
+        VideoCodec::Vp9 => (MIME_TYPE_VP9, "profile-id=0"),
     };
-    let track = Arc::new(TrackLocalStaticRTP::new(codec, "audio".into(), format!("rmw-{local_id}")));
+    RTCRtpCodecCapability {
+        mime_type: mime_type.into(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: fmtp.into(),
+        rtcp_feedback: vec![fb("goog-remb", ""), fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+    }
+}
+
+/// An RTP track for video in `codec`, to be bound to a video sender.
+pub(crate) fn video_rtp_track(codec: RTCRtpCodecCapability, local_id: &str) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(codec, "video".into(), format!("rmw-{local_id}")))
+}
+
+/// Adds our one outgoing video track (made with the preferred codec; re-made after
+/// negotiation if the peer chose the other) and reads its RTCP: a PLI or FIR from the peer
+/// asks the encoder for a keyframe.
+pub(crate) async fn add_video_sender(pc: &Arc<RTCPeerConnection>, local_id: &str, preferred: VideoCodec) -> Result<(Arc<PeerSender>, Arc<RTCRtpSender>)> {
+    let track = video_rtp_track(video_capability(preferred), local_id);
+    let rtp_sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
+    let sender = Arc::new(PeerSender::new(track));
+    let (weak, reader) = (Arc::downgrade(&sender), rtp_sender.clone());
+    tokio::spawn(async move {
+        while let Ok((packets, _)) = reader.read_rtcp().await {
+            let Some(s) = weak.upgrade() else { return };
+            let wants_keyframe = packets.iter().any(|p| {
+                let any = p.as_any();
+                any.downcast_ref::<PictureLossIndication>().is_some() || any.downcast_ref::<FullIntraRequest>().is_some()
+            });
+            if wants_keyframe {
+                s.keyframe_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((sender, rtp_sender))
+}
+
+/// Adds our one outgoing audio track (Opus) to a new connection and returns it; RTP written
+/// to it reaches the peer once connected. Also drains the sender's RTCP: webrtc-rs's
+/// interceptors only see RTCP that somebody reads.
+pub(crate) async fn add_audio_sender(pc: &Arc<RTCPeerConnection>, local_id: &str) -> Result<Arc<TrackLocalStaticRTP>> {
+    let track = Arc::new(TrackLocalStaticRTP::new(opus_capability(), "audio".into(), format!("rmw-{local_id}")));
     let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1500];

@@ -240,3 +240,28 @@ fn the_audio_handler_gets_frames_on_its_thread_and_can_be_cleared() {
     send_sine(&a, track, &[440.0], 48_000, 0.3, &[960], false);
     assert!(b.poll_audio(Some(TIMEOUT)).unwrap().is_some(), "after clearing the handler, frames are polled");
 }
+
+#[test]
+fn under_10_percent_loss_audio_stays_continuous() {
+    let s = server();
+    let a = transport(&s.url(), "alice");
+    let b = audio_transport(&s.url(), "bob", |c| c.simulate_loss_percent = 10);
+    connect(&a, &b);
+    let track = a.add_audio_track(TrackTarget::Peer("bob".into()), AudioSendConfig { expected_loss_percent: 10, ..Default::default() }).unwrap();
+    let frames = std::thread::scope(|scope| {
+        scope.spawn(|| send_sine(&a, track, &[440.0], 48_000, 2.0, &[960], false));
+        collect(&b, "alice", Duration::from_millis(2_400))
+    });
+    let rx = b.stats().remote_audio_tracks[0].clone();
+    eprintln!("under loss: {} frames; {rx:?}", frames.len());
+    assert!(rx.packets_lost > 0, "the simulated loss did not happen: {rx:?}");
+    assert!(rx.frames_fec + rx.frames_concealed >= rx.packets_lost, "every lost packet is rebuilt or concealed: {rx:?}");
+    // Every 20 ms is there (received, rebuilt or concealed), in RTP order without gaps.
+    for w in frames.windows(2) {
+        assert_eq!(w[1].rtp_timestamp, w[0].rtp_timestamp.wrapping_add(960), "gap in RTP time");
+    }
+    assert!(frames.len() >= 95, "{} frames for 2 s", frames.len());
+    let x = channel(&frames, 0);
+    let hz = frequency(&x[4_800..], 48_000);
+    assert!((hz - 440.0).abs() < 3.0, "{hz:.1} Hz under loss");
+}

@@ -77,7 +77,7 @@ unsafe fn read_config(p: *const rmw_audio_track_config_t) -> FfiResult<AudioSend
     Ok(cfg)
 }
 
-unsafe fn read_target(kind: i32, id: *const c_char) -> FfiResult<TrackTarget> {
+pub(super) unsafe fn read_target(kind: i32, id: *const c_char) -> FfiResult<TrackTarget> {
     let name = || unsafe { str_arg(id, "target_id") }.map(String::from);
     Ok(match kind {
         RMW_TARGET_NONE => TrackTarget::None,
@@ -161,7 +161,7 @@ pub unsafe extern "C" fn rmw_audio_track_stats_json(track: rmw_audio_track_t, bu
     })
 }
 
-/// Replaces the core's track id in a stats object by the track's C handle.
+/// Replaces the core's track id in a stats object by the audio track's C handle.
 pub(super) fn name_track_by_handle(v: &mut serde_json::Value) {
     if let Some(id) = v.get("track").and_then(|t| t.as_u64()) {
         v["track"] = handles::audio_track_handle(id).into();

@@ -19,6 +19,7 @@ pub(crate) enum Kind {
     Server = 2,
     Channel = 3,
     AudioTrack = 4,
+    VideoTrack = 5,
 }
 
 impl Kind {
@@ -28,6 +29,7 @@ impl Kind {
             Kind::Server => "signaling server",
             Kind::Channel => "data channel",
             Kind::AudioTrack => "audio track",
+            Kind::VideoTrack => "video track",
         }
     }
     fn of(handle: u64) -> Option<Kind> {
@@ -36,6 +38,7 @@ impl Kind {
             2 => Some(Kind::Server),
             3 => Some(Kind::Channel),
             4 => Some(Kind::AudioTrack),
+            5 => Some(Kind::VideoTrack),
             _ => None,
         }
     }
@@ -116,6 +119,15 @@ pub(crate) fn audio_track_handle(core_id: u64) -> u64 {
 /// The transport owning an audio track handle, and the core track id.
 pub(crate) fn audio_track(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
     child(handle, Kind::AudioTrack, Transport::has_audio_track)
+}
+
+pub(crate) fn video_track_handle(core_id: u64) -> u64 {
+    child_handle(Kind::VideoTrack, core_id)
+}
+
+/// The transport owning a video track handle, and the core track id.
+pub(crate) fn video_track(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
+    child(handle, Kind::VideoTrack, Transport::has_video_track)
 }
 
 /// Objects owned by a transport (channels, tracks) carry the core's own never-reused id.

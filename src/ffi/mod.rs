@@ -18,6 +18,7 @@ mod server;
 mod session;
 mod transport;
 mod types;
+mod video;
 
 pub use audio::*;
 pub use datachannel::*;
@@ -28,6 +29,7 @@ pub use server::*;
 pub use session::*;
 pub use transport::*;
 pub use types::*;
+pub use video::*;
 
 use std::os::raw::c_char;
 

@@ -89,7 +89,8 @@ pub enum rmw_event_kind_t {
     /// Something failed; `message` says what, `peer_id` names the peer if one is concerned.
     RMW_EVENT_ERROR = 11,
     /// `peer_id` started sending track `track_id` of `media_kind`, coded as `codec` ("opus")
-    /// at `clock_rate` with `channels`. Its decoded audio comes through
+    /// at `clock_rate` with `channels` (the negotiated format: Opus is always 48000/2, even for
+    /// a mono stream). Its decoded audio comes through
     /// `rmw_transport_poll_audio` / the audio callback.
     RMW_EVENT_TRACK_ADDED = 12,
     /// Track `track_id` of `peer_id` ended.
@@ -232,6 +233,94 @@ pub struct rmw_audio_frame_t {
     /// Library-private; do not touch.
     pub internal: *mut c_void,
 }
+
+/// An outgoing video track of a transport; valid until `rmw_video_track_free` or until its
+/// transport is freed.
+pub type rmw_video_track_t = u64;
+
+/// Pixel formats of frames you send (`rmw_raw_video_frame_t.format`).
+/// planes: Y, U, V.
+pub const RMW_PIXEL_I420: i32 = 0;
+/// planes: Y, interleaved UV.
+pub const RMW_PIXEL_NV12: i32 = 1;
+/// One plane, bytes R, G, B, A in memory (e.g. a texture read back from a game engine).
+pub const RMW_PIXEL_RGBA: i32 = 2;
+/// One plane, bytes B, G, R, A in memory.
+pub const RMW_PIXEL_BGRA: i32 = 3;
+
+/// `rmw_video_track_config_t.speed`: the codec's real-time default.
+pub const RMW_VIDEO_SPEED_DEFAULT: i32 = 99;
+
+/// How an outgoing video track encodes; start from `rmw_video_track_config_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rmw_video_track_config_t {
+    /// Target bitrate, 30..=50000 kbit/s. Default 1500. Changeable with
+    /// `rmw_video_track_set_bitrate`.
+    pub bitrate_kbps: u32,
+    /// Nominal frame rate for rate control, 1..=120. Default 30.
+    pub fps: u32,
+    /// Longest run of frames between keyframes (0: libvpx decides). Default 3000.
+    pub keyframe_interval: u32,
+    /// libvpx cpu-used, -16..=16 (higher is faster), or `RMW_VIDEO_SPEED_DEFAULT`.
+    pub speed: i32,
+    /// Encoder threads, 1..=16. Default 1.
+    pub threads: u32,
+}
+
+/// A frame you send. The library reads `sizes[i]` bytes at `planes[i]` during the call only
+/// (it copies them); each plane needs `strides[i] * rows` bytes (rows: `height`, or
+/// `(height + 1) / 2` for chroma planes). Unused planes (RGBA/BGRA: 1 and 2; NV12: 2) are
+/// ignored and may be NULL.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rmw_raw_video_frame_t {
+    /// `RMW_PIXEL_I420`, `RMW_PIXEL_NV12`, `RMW_PIXEL_RGBA` or `RMW_PIXEL_BGRA`.
+    pub format: i32,
+    pub width: u32,
+    pub height: u32,
+    pub planes: [*const u8; 3],
+    pub strides: [u32; 3],
+    pub sizes: [usize; 3],
+}
+
+/// Layout of received frames (`video_output_format` in the transport config).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rmw_video_format_t {
+    /// `planes` Y, U, V with `strides`; chroma planes are `(width + 1) / 2` wide.
+    RMW_VIDEO_I420 = 0,
+    /// `planes[0]` holds R, G, B, A bytes, `strides[0]` per row.
+    RMW_VIDEO_RGBA = 1,
+}
+
+/// A decoded frame from one remote track. Every pointer is owned by the library: after
+/// `rmw_transport_poll_video` it stays valid until `rmw_video_frame_release`; inside the
+/// video callback, until the callback returns.
+#[repr(C)]
+#[derive(Debug)]
+pub struct rmw_video_frame_t {
+    pub transport: rmw_transport_t,
+    pub peer_id: *const c_char,
+    pub track_id: *const c_char,
+    /// "vp8" or "vp9".
+    pub codec: *const c_char,
+    pub width: u32,
+    pub height: u32,
+    pub format: rmw_video_format_t,
+    pub planes: [*const u8; 3],
+    pub strides: [u32; 3],
+    /// RTP timestamp (90 kHz clock).
+    pub rtp_timestamp: u32,
+    /// Arrival of the frame's last packet, microseconds of CLOCK_MONOTONIC (`rmw_clock_us`).
+    pub arrival_us: u64,
+    pub keyframe: bool,
+    /// Library-private; do not touch.
+    pub internal: *mut c_void,
+}
+
+/// Runs on the transport's video thread, with the same rules as the audio callback.
+pub type rmw_video_callback_t = Option<unsafe extern "C" fn(frame: *const rmw_video_frame_t, user_data: *mut c_void)>;
 
 /// Runs on the transport's audio thread (never a thread the library needs for the network).
 /// `frame` and its samples are valid until the callback returns. Any API function may be

@@ -1,9 +1,11 @@
-//! Media: audio now (Opus), video later. Each kind has a send pipeline (app thread → bounded
+//! Media: audio (Opus) and video (VP8, VP9). Each kind has a send pipeline (app thread → bounded
 //! queue → encoder thread → RTP to the peers' tracks) and a receive pipeline (RTP → jitter
 //! buffer → decoder → bounded frame queue → poll or handler). See docs/ARCHITECTURE.md.
 
 pub mod audio;
+pub(crate) mod loss;
 pub(crate) mod rtp;
+pub mod video;
 
 /// Microseconds on CLOCK_MONOTONIC: the clock of every arrival time we report, so that an
 /// application can compare them with its own `clock_gettime(CLOCK_MONOTONIC)` readings.

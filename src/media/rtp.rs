@@ -4,11 +4,16 @@
 //! expect of one SSRC. Frames are encoded once per track and numbered once per peer.
 
 use bytes::Bytes;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
 use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+
+/// Resolves a track's target to the peers' senders for one frame (claiming free ones), and
+/// how many peers were busy with another track.
+pub(crate) type Resolver = Arc<dyn Fn(&crate::media::TrackTarget, u64) -> (Vec<Arc<PeerSender>>, usize) + Send + Sync>;
 
 /// One encoded frame of a track, split into RTP payloads, before a peer's numbering.
 pub(crate) struct Frame<'a> {
@@ -30,8 +35,11 @@ pub(crate) enum Marker {
 }
 
 pub(crate) struct PeerSender {
-    rtp: Arc<TrackLocalStaticRTP>,
+    /// Replaced when negotiation settles on another codec than the track was made with.
+    rtp: Mutex<Arc<TrackLocalStaticRTP>>,
     numbering: Mutex<Numbering>,
+    /// Set by the peer's PLI/FIR (video): the next frame to it must be a keyframe.
+    pub keyframe_wanted: AtomicBool,
 }
 
 struct Numbering {
@@ -49,7 +57,21 @@ impl PeerSender {
     pub fn new(rtp: Arc<TrackLocalStaticRTP>) -> PeerSender {
         // Random starting points (RFC 3550 §5.1).
         let numbering = Numbering { seq: random_u32() as u16, next_ts: random_u32(), track: None, offset: 0, expected: 0 };
-        PeerSender { rtp, numbering: Mutex::new(numbering) }
+        PeerSender { rtp: Mutex::new(rtp), numbering: Mutex::new(numbering), keyframe_wanted: AtomicBool::new(false) }
+    }
+
+    /// The codec (mime type) this sender's RTP track is bound with.
+    pub fn mime_type(&self) -> String {
+        self.rtp.lock().unwrap().codec().mime_type
+    }
+
+    pub fn replace_rtp(&self, rtp: Arc<TrackLocalStaticRTP>) {
+        *self.rtp.lock().unwrap() = rtp;
+    }
+
+    /// The track whose frames were sent here last.
+    pub fn last_track(&self) -> Option<u64> {
+        self.numbering.lock().unwrap().track
     }
 
     /// The frame's packets on this peer's timeline.
@@ -85,8 +107,9 @@ impl PeerSender {
     /// Numbers and writes the frame; returns the packets written.
     pub async fn send(&self, f: &Frame<'_>) -> u64 {
         let mut sent = 0;
+        let rtp = self.rtp.lock().unwrap().clone();
         for p in self.packets(f) {
-            match self.rtp.write_rtp(&p).await {
+            match rtp.write_rtp(&p).await {
                 Ok(_) => sent += 1,
                 Err(e) => tracing::debug!(target: "rmw::rtp", track = f.track, error = %e, "rtp write failed"),
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod audio;
+pub mod video;
 
 use remotemedia_webrtc::events::PeerState;
 use remotemedia_webrtc::{Config, Event, IcePolicy, ServerConfig, SignalingServer, Transport};

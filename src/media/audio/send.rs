@@ -13,15 +13,11 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use crate::media::rtp::{Frame, Marker, PeerSender};
+use crate::media::rtp::{Frame, Marker, Resolver};
 
 const TARGET: &str = "rmw::audio";
 /// Largest Opus packet we produce (one frame of at most 60 ms at 510 kbit/s fits).
 const MAX_PACKET: usize = 4000;
-
-/// Resolves a target to the peers' audio senders for one frame, claiming each peer's sender
-/// for `track` when it is free. Returns the senders and how many peers were busy.
-pub(crate) type Resolver = Arc<dyn Fn(&TrackTarget, u64) -> (Vec<Arc<PeerSender>>, usize) + Send + Sync>;
 
 #[derive(Default)]
 struct Counters {

@@ -10,12 +10,9 @@ use crate::config::Config;
 use crate::datachannel::{Channel, ChannelInfo, ChannelOptions, DEFAULT_LABEL};
 use crate::dispatch::{Dispatch, Handler};
 use crate::error::{Error, Result};
-use crate::events::{BoundedQueue, Event, EventQueue, MediaKind, PeerState, Pop};
-use crate::media::TrackTarget;
-use crate::media::audio::receive::{ReceiveSettings, RemoteAudio};
-use crate::media::audio::send::{AudioTrack, Resolver};
-use crate::media::rtp::PeerSender;
-use crate::media::audio::{AudioFrame, AudioReceiveStats, AudioSendConfig, AudioSendStats, Pcm};
+use crate::events::{BoundedQueue, Event, EventQueue, PeerState, Pop};
+use crate::media::audio::{AudioFrame, AudioReceiveStats, AudioSendStats};
+use crate::media::video::{VideoFrame, VideoReceiveStats, VideoSendStats};
 use crate::peer;
 use crate::session::{Session, Sessions};
 use crate::signaling::client::{ClientEvent, ClientSettings, SignalingClient};
@@ -32,7 +29,6 @@ use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit}
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::track::track_remote::TrackRemote;
 
 const TARGET: &str = "rmw::transport";
 /// Remote candidates kept for a peer whose offer has not arrived yet.
@@ -43,8 +39,10 @@ static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_TRACK_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_PC_GENERATION: AtomicU64 = AtomicU64::new(1);
 
+mod media;
+
+pub use media::{AudioHandler, VideoHandler};
 pub type EventHandler = Handler<Event>;
-pub type AudioHandler = Handler<AudioFrame>;
 
 /// Where a broadcast goes.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +75,11 @@ pub struct TransportStats {
     pub audio_frames_dropped: u64,
     pub audio_tracks: Vec<AudioSendStats>,
     pub remote_audio_tracks: Vec<AudioReceiveStats>,
+    pub video_frames_pending: usize,
+    /// Received video frames dropped because the application did not take them in time.
+    pub video_frames_dropped: u64,
+    pub video_tracks: Vec<VideoSendStats>,
+    pub remote_video_tracks: Vec<VideoReceiveStats>,
 }
 
 pub struct Transport {
@@ -85,6 +88,7 @@ pub struct Transport {
     handle: tokio::runtime::Handle,
     event_dispatch: Arc<Dispatch<Event>>,
     audio_dispatch: Arc<Dispatch<AudioFrame>>,
+    video_dispatch: Arc<Dispatch<VideoFrame>>,
 }
 
 struct Inner {
@@ -94,6 +98,7 @@ struct Inner {
     rtc_config: RTCConfiguration,
     events: Arc<EventQueue>,
     audio_frames: Arc<BoundedQueue<AudioFrame>>,
+    video_frames: Arc<BoundedQueue<VideoFrame>>,
     signaling: SignalingClient,
     state: Mutex<State>,
     /// Held while an offer or answer is being made or applied. Without it, our own
@@ -113,7 +118,7 @@ struct State {
     early_candidates: HashMap<String, Vec<RTCIceCandidateInit>>,
     /// Offers held while `auto_answer` is off.
     pending_offers: HashMap<String, String>,
-    audio_tracks: HashMap<u64, Arc<AudioTrack>>,
+    tracks: media::Tracks,
 }
 
 struct Peer {
@@ -128,19 +133,13 @@ struct Peer {
     local_description_sent: bool,
     queued_local_candidates: Vec<RTCIceCandidateInit>,
     channels: Vec<u64>,
-    /// Our audio sender to this peer (with `enable_audio`), and the track that feeds it:
-    /// one outgoing audio track per peer, so two never interleave their RTP streams.
-    audio_out: Option<Arc<PeerSender>>,
-    audio_owner: Option<u64>,
-    remote_audio: Vec<Arc<RemoteAudio>>,
+    media: media::PeerMedia,
 }
 
 impl Peer {
-    fn new(pc: Arc<RTCPeerConnection>, audio_out: Option<Arc<PeerSender>>, generation: u64, initiator: bool) -> Peer {
+    fn new(pc: Arc<RTCPeerConnection>, media: media::PeerMedia, generation: u64, initiator: bool) -> Peer {
         Peer {
-            audio_out,
-            audio_owner: None,
-            remote_audio: Vec::new(),
+            media,
             pc,
             generation,
             initiator,
@@ -178,6 +177,7 @@ impl Transport {
         let handle = runtime.handle().clone();
         let events = Arc::new(EventQueue::new(cfg.event_queue_capacity as usize));
         let audio_frames = Arc::new(BoundedQueue::new(cfg.audio_queue_capacity as usize));
+        let video_frames = Arc::new(BoundedQueue::new(cfg.video_queue_capacity as usize));
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let inner = {
             let _guard = runtime.enter();
@@ -198,6 +198,7 @@ impl Transport {
                 cfg,
                 events,
                 audio_frames,
+                video_frames,
                 signaling,
                 state: Mutex::new(State::default()),
                 negotiation: tokio::sync::Mutex::new(()),
@@ -212,6 +213,7 @@ impl Transport {
             handle,
             event_dispatch: Arc::new(Dispatch::new("rmw-events")),
             audio_dispatch: Arc::new(Dispatch::new("rmw-audio-out")),
+            video_dispatch: Arc::new(Dispatch::new("rmw-video-out")),
         })
     }
 
@@ -463,79 +465,9 @@ impl Transport {
         })?
     }
 
-    /// Starts an outgoing Opus track fed by `send_audio`, sending to `target` (peers that
-    /// connect or join the session later included). Each peer carries at most one outgoing
-    /// audio track: a peer that already carries another one is skipped (counted as busy).
-    pub fn add_audio_track(&self, target: TrackTarget, cfg: AudioSendConfig) -> Result<u64> {
-        self.check_open()?;
-        if !self.inner.cfg.enable_audio {
-            return Err(Error::InvalidArgument("audio is disabled in this transport's config (enable_audio)".into()));
-        }
-        check_target(&self.inner.state.lock().unwrap(), &target)?;
-        let id = NEXT_TRACK_ID.fetch_add(1, Ordering::Relaxed);
-        let w = Arc::downgrade(&self.inner);
-        let resolve: Resolver = Arc::new(move |t: &TrackTarget, id| w.upgrade().map(|i| i.resolve_audio(t, id)).unwrap_or_default());
-        let track = AudioTrack::start(id, cfg, target, resolve, self.handle.clone())?;
-        self.inner.state.lock().unwrap().audio_tracks.insert(id, track);
-        Ok(id)
-    }
-
-    fn audio_track(&self, id: u64) -> Result<Arc<AudioTrack>> {
-        self.inner.state.lock().unwrap().audio_tracks.get(&id).cloned().ok_or_else(|| Error::NotFound(format!("audio track {id}")))
-    }
-
-    pub fn has_audio_track(&self, id: u64) -> bool {
-        self.inner.state.lock().unwrap().audio_tracks.contains_key(&id)
-    }
-
-    /// Queues interleaved PCM for track `id` and returns at once (`QueueFull` when the
-    /// encoder is more than the track's `max_queue_ms` behind).
-    pub fn send_audio(&self, id: u64, pcm: Pcm<'_>) -> Result<()> {
-        self.audio_track(id)?.send(pcm)
-    }
-
-    pub fn set_audio_track_target(&self, id: u64, target: TrackTarget) -> Result<()> {
-        let track = self.audio_track(id)?;
-        check_target(&self.inner.state.lock().unwrap(), &target)?;
-        track.set_target(target);
-        self.inner.release_audio_senders(id);
-        Ok(())
-    }
-
-    /// Stops the track (PCM already queued is still sent) and frees the peers it held.
-    pub fn remove_audio_track(&self, id: u64) -> Result<()> {
-        let track = self.inner.state.lock().unwrap().audio_tracks.remove(&id).ok_or_else(|| Error::NotFound(format!("audio track {id}")))?;
-        track.stop();
-        self.inner.release_audio_senders(id);
-        Ok(())
-    }
-
-    pub fn audio_track_config(&self, id: u64) -> Result<AudioSendConfig> {
-        Ok(self.audio_track(id)?.cfg.clone())
-    }
-
-    pub fn audio_track_stats(&self, id: u64) -> Result<AudioSendStats> {
-        Ok(self.audio_track(id)?.stats())
-    }
-
-    /// Next decoded audio frame from any remote track, waiting up to `timeout`.
-    pub fn poll_audio(&self, timeout: Option<Duration>) -> Result<Option<AudioFrame>> {
-        match self.inner.audio_frames.pop(timeout) {
-            Pop::Event(f) => Ok(Some(f)),
-            Pop::Timeout => Ok(None),
-            Pop::Closed => Err(Error::Closed("transport is closed".into())),
-        }
-    }
-
-    /// Runs `handler` for every decoded audio frame on this transport's audio thread, with the
-    /// same rules as `set_event_handler`.
-    pub fn set_audio_handler(&self, handler: Option<AudioHandler>) -> Result<()> {
-        self.check_open()?;
-        self.audio_dispatch.set(&self.inner.audio_frames, handler)
-    }
-
     pub fn stats(&self) -> TransportStats {
         let st = self.inner.state.lock().unwrap();
+        let (audio_tracks, remote_audio_tracks, video_tracks, remote_video_tracks) = Transport::media_stats(&st);
         TransportStats {
             peer_id: self.inner.local_id.clone(),
             signaling_connected: self.inner.signaling.is_connected(),
@@ -546,17 +478,12 @@ impl Transport {
             events_dropped: self.inner.events.dropped(),
             audio_frames_pending: self.inner.audio_frames.len(),
             audio_frames_dropped: self.inner.audio_frames.dropped(),
-            audio_tracks: {
-                let mut v: Vec<AudioSendStats> = st.audio_tracks.values().map(|t| t.stats()).collect();
-                v.sort_by_key(|s| s.track);
-                v
-            },
-            remote_audio_tracks: {
-                let mut v: Vec<AudioReceiveStats> =
-                    st.peers.values().flat_map(|p| p.remote_audio.iter()).map(|a| a.stats.lock().unwrap().clone()).collect();
-                v.sort_by(|a, b| (&a.peer_id, &a.track_id).cmp(&(&b.peer_id, &b.track_id)));
-                v
-            },
+            audio_tracks,
+            remote_audio_tracks,
+            video_frames_pending: self.inner.video_frames.len(),
+            video_frames_dropped: self.inner.video_frames.dropped(),
+            video_tracks,
+            remote_video_tracks,
         }
     }
 
@@ -568,8 +495,8 @@ impl Transport {
             return;
         }
         // Encoder threads write through the runtime: stop them while it still runs.
-        let tracks: Vec<Arc<AudioTrack>> = self.inner.state.lock().unwrap().audio_tracks.drain().map(|(_, t)| t).collect();
-        tracks.iter().for_each(|t| t.stop());
+        let mut tracks = std::mem::take(&mut self.inner.state.lock().unwrap().tracks);
+        tracks.stop_all();
         let inner = self.inner.clone();
         let in_runtime = tokio::runtime::Handle::try_current().is_ok();
         let shutdown = async move {
@@ -587,8 +514,10 @@ impl Transport {
         }
         self.inner.events.close();
         self.inner.audio_frames.close();
+        self.inner.video_frames.close();
         self.event_dispatch.stop();
         self.audio_dispatch.stop();
+        self.video_dispatch.stop();
         if let Some(rt) = self.runtime.lock().unwrap().take() {
             if in_runtime {
                 rt.shutdown_background();
@@ -616,15 +545,6 @@ async fn signal_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<ClientE
     }
 }
 
-/// A named peer or session must exist when a track is aimed at it (later departures are fine).
-fn check_target(st: &State, target: &TrackTarget) -> Result<()> {
-    match target {
-        TrackTarget::Peer(p) if !st.peers.contains_key(p) => Err(Error::NotFound(format!("peer {p}"))),
-        TrackTarget::Session(s) => st.sessions.get(s).map(|_| ()),
-        _ => Ok(()),
-    }
-}
-
 impl State {
     /// Removes a peer with its channels (handles become invalid) and held candidates.
     fn take_peer(&mut self, id: &str) -> Option<Peer> {
@@ -638,15 +558,6 @@ impl State {
 }
 
 impl Inner {
-    /// Frees the peers' audio senders held by track `id`; the next frame claims anew.
-    fn release_audio_senders(&self, id: u64) {
-        for p in self.state.lock().unwrap().peers.values_mut() {
-            if p.audio_owner == Some(id) {
-                p.audio_owner = None;
-            }
-        }
-    }
-
     async fn on_signal(self: &Arc<Self>, ev: ClientEvent) {
         match ev {
             ClientEvent::Connected { other_peers } => {
@@ -737,11 +648,9 @@ impl Inner {
         Ok(())
     }
 
-    async fn new_peer_connection(self: &Arc<Self>, remote: &str, generation: u64) -> Result<(Arc<RTCPeerConnection>, Option<Arc<PeerSender>>)> {
+    async fn new_peer_connection(self: &Arc<Self>, remote: &str, generation: u64) -> Result<(Arc<RTCPeerConnection>, media::PeerMedia)> {
         let pc = Arc::new(self.api.new_peer_connection(self.rtc_config.clone()).await?);
-        // Before any description: webrtc-rs 0.17 answers recvonly for a kind whose track is
-        // added after the offer was applied.
-        let audio_out = if self.cfg.enable_audio { Some(Arc::new(PeerSender::new(peer::add_audio_sender(&pc, &self.local_id).await?))) } else { None };
+        let media = self.add_senders(&pc).await?;
         // Handlers capture a Weak transport and plain values, never the connection itself:
         // a closure holding its own connection is a cycle that never frees (webrtc-rs #772).
         let (w, r) = (Arc::downgrade(self), remote.to_string());
@@ -776,87 +685,14 @@ impl Inner {
                 }
             })
         }));
-        let (w, r) = (Arc::downgrade(self), remote.to_string());
+        let (w, r, weak_pc) = (Arc::downgrade(self), remote.to_string(), Arc::downgrade(&pc));
         pc.on_track(Box::new(move |track, _receiver, _transceiver| {
             if let Some(inner) = w.upgrade() {
-                inner.on_remote_track(&r, generation, track);
+                inner.on_remote_track(&r, generation, track, weak_pc.clone());
             }
             Box::pin(async {})
         }));
-        Ok((pc, audio_out))
-    }
-
-    /// A remote track arrived: announce it and start its receive pipeline.
-    fn on_remote_track(self: &Arc<Self>, remote: &str, generation: u64, track: Arc<TrackRemote>) {
-        let codec = track.codec();
-        let mime = codec.capability.mime_type.to_ascii_lowercase();
-        let track_id = match track.id() {
-            id if id.is_empty() => format!("{}-{}", track.kind(), track.ssrc()),
-            id => id,
-        };
-        let added = Event::TrackAdded {
-            peer_id: remote.into(),
-            track_id: track_id.clone(),
-            kind: MediaKind::of(track.kind()),
-            codec: mime.trim_start_matches("audio/").trim_start_matches("video/").to_string(),
-            clock_rate: codec.capability.clock_rate,
-            channels: codec.capability.channels,
-        };
-        if mime != "audio/opus" {
-            // Video arrives with the video pipeline; until then it is announced, not decoded.
-            self.events.push(added);
-            return;
-        }
-        let remote_audio = Arc::new(RemoteAudio {
-            stats: Mutex::new(AudioReceiveStats { peer_id: remote.into(), track_id: track_id.clone(), codec: "opus".into(), ..Default::default() }),
-        });
-        {
-            let mut st = self.state.lock().unwrap();
-            let Some(p) = st.peers.get_mut(remote).filter(|p| p.generation == generation) else { return };
-            p.remote_audio.push(remote_audio.clone());
-        }
-        self.events.push(added);
-        let settings = ReceiveSettings {
-            rate: self.cfg.audio_output_sample_rate,
-            channels: self.cfg.audio_output_channels as u16,
-            format: self.cfg.audio_output_format,
-            max_wait: Duration::from_millis(self.cfg.jitter_buffer_size_ms.into()),
-        };
-        let (sink, w, r) = (self.audio_frames.clone(), Arc::downgrade(self), remote.to_string());
-        tokio::spawn(async move {
-            crate::media::audio::receive::run(track, remote_audio.clone(), settings, sink).await;
-            if let Some(inner) = w.upgrade() {
-                if let Some(p) = inner.state.lock().unwrap().peers.get_mut(&r) {
-                    p.remote_audio.retain(|a| !Arc::ptr_eq(a, &remote_audio));
-                }
-                inner.events.push(Event::TrackRemoved { peer_id: r, track_id, kind: MediaKind::Audio });
-            }
-        });
-    }
-
-    /// For one frame of audio track `track`: the RTP senders of the peers `target` names that
-    /// are free or already carry this track (claimed on first use), and how many were busy.
-    fn resolve_audio(&self, target: &TrackTarget, track: u64) -> (Vec<Arc<PeerSender>>, usize) {
-        let mut st = self.state.lock().unwrap();
-        let ids: Vec<String> = match target {
-            TrackTarget::None => return (Vec::new(), 0),
-            TrackTarget::Peer(p) => vec![p.clone()],
-            TrackTarget::Session(s) => st.sessions.get(s).map(|s| s.peers.iter().cloned().collect()).unwrap_or_default(),
-            TrackTarget::All => st.peers.keys().cloned().collect(),
-        };
-        let (mut out, mut busy) = (Vec::with_capacity(ids.len()), 0);
-        for id in ids {
-            let Some(p) = st.peers.get_mut(&id) else { continue };
-            let Some(sender) = &p.audio_out else { continue };
-            match p.audio_owner {
-                Some(owner) if owner != track => busy += 1,
-                _ => {
-                    p.audio_owner = Some(track);
-                    out.push(sender.clone());
-                }
-            }
-        }
-        (out, busy)
+        Ok((pc, media))
     }
 
     /// Adds a channel to the peer (if that connection is still current) and wires its events.
@@ -982,10 +818,10 @@ impl Inner {
     async fn open_peer(self: &Arc<Self>, remote: &str, initiator: bool) -> Result<(Arc<RTCPeerConnection>, u64)> {
         self.check_capacity(&self.state.lock().unwrap(), remote)?;
         let generation = NEXT_PC_GENERATION.fetch_add(1, Ordering::Relaxed);
-        let (pc, audio_out) = self.new_peer_connection(remote, generation).await?;
+        let (pc, media) = self.new_peer_connection(remote, generation).await?;
         let taken = {
             let mut st = self.state.lock().unwrap();
-            self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), audio_out, generation, initiator)))
+            self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), media, generation, initiator)))
         };
         if let Err(e) = taken {
             let _ = pc.close().await;
@@ -1064,6 +900,7 @@ impl Inner {
         let result = async {
             let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::WebRtc(format!("malformed offer: {e}")))?;
             pc.set_remote_description(offer).await?;
+            self.settle_video_codec(remote, generation).await;
             self.flush_early_candidates(remote, generation, &pc).await;
             for ch in carried {
                 let dc = pc.create_data_channel(&ch.label, Some(ch.options.to_init())).await?;
@@ -1098,6 +935,7 @@ impl Inner {
         };
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::WebRtc(format!("malformed answer: {e}")))?;
         pc.set_remote_description(answer).await?;
+        self.settle_video_codec(from, generation).await;
         if let Some(p) = self.state.lock().unwrap().peers.get_mut(from).filter(|p| p.generation == generation) {
             p.awaiting_answer = false;
         }
