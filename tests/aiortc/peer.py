@@ -3,14 +3,15 @@
 WebSocket, see SIGNALING-PROTOCOL), for the interop tests in tests/aiortc.rs.
 
     peer.py --signal ws://127.0.0.1:PORT --id ID [--call PEER] [--echo] [--timeout S]
-            [--audio [--tone HZ] [--audio-report-after S]]
+            [--audio [--tone HZ] [--audio-report-after S]] [--video [--video-report-after N]]
 
 It announces ID. With --call it waits until PEER is on the server (announce's other_peers or
 a peer_joined notification), creates a data channel "data" and sends an offer; otherwise it
 answers the offers it gets. aiortc does not trickle: its descriptions carry all its
 candidates. It does accept trickled `ice_candidate` notifications, held until the remote
 description is set. When a channel opens it sends "hello from aiortc"; with --echo it sends
-"echo:" + message back for every message (except its own kind of report, "audio-result:...").
+"echo:" + message back for every message (except its own kinds of report, "audio-result:..."
+and "video-result:...").
 Loopback only: host candidates are 127.0.0.1 and there is no STUN server.
 
 With --audio it also sends and receives audio on one sendrecv audio m-line (Opus, 48 kHz):
@@ -34,6 +35,43 @@ With --audio it also sends and receives audio on one sendrecv audio m-line (Opus
     rate, channels: of the received frames (aiortc decodes Opus to s16 stereo 48 kHz);
     frames: frames that contributed to the analysed window; samples: its length.
 
+With --video it also sends and receives video on one sendrecv video m-line. aiortc supports
+VP8 and H264 only (no VP9): it offers VP8 (+ rtx) and H264, and answers an offer that lists
+VP9 first with VP8 (the offer's order, minus what aiortc lacks).
+  * It sends a moving grey-scale test pattern, 640x480 at 30 fps (yuv420p, chroma neutral
+    128; paced in real time by aiortc's VideoStreamTrack clock, 90 kHz timestamps):
+      - background: a vertical luma gradient, Y = 16 at the top row to 96 at the bottom row;
+      - a bright vertical bar (Y = 235), 32 px wide and full height, whose left edge is at
+        x = (8 * n) mod 640 for frame n (one sweep every 80 frames, 2.67 s), clipped at
+        the right edge;
+      - on top of it the frame number n (from 0) as 16 blocks of 32x32 px (most significant
+        bit first) in rows 8..39, block i at x = 16 + 38 * i: Y = 235 for a 1, Y = 16 for a 0.
+    aiortc's VP8 encoder starts at 500 kbps (adapting to REMB between 250 kbps and 1.5 Mbps)
+    and sends a key frame on PLI/FIR, and also whenever a REMB moves its target by more
+    than 10% (aiortc then recreates the encoder; its GOP is otherwise 3000 frames). The
+    caller adds the track before its offer; the
+    answerer adds it to the offered video transceiver (an offer without video gets none).
+  * It analyses the first remote video track: the first --video-report-after N frames
+    (default 60) as decoded, then sends ONE text message on the "data" channel (like the
+    audio report, and after it if both are due at once), also logged:
+        video-result:{"frames": 60, "width": 640, "height": 480, "sizes": ["640x480"],
+                      "mean_luma": 68.32, "motion": 7.559, "motion_min": 5.619,
+                      "motion_max": 13.061, "static_pairs": 0, "fps": 25.22,
+                      "format": "yuv420p", "codec": "video/VP8", "payload_type": 97,
+                      "method": "python"}
+    width, height: of the last analysed frame; sizes: the distinct sizes in order of arrival;
+    mean_luma: mean Y (0..255, video range is 16..235) over every pixel of every analysed
+    frame; motion: mean absolute difference of Y between consecutive frames (averaged over
+    the pixels of every 2nd column of every 2nd row, then over the frame pairs of equal
+    size), motion_min/max: its smallest/largest value for one pair, static_pairs: pairs
+    with a difference below 0.05 (a frozen picture); all null with fewer than 2 frames. A
+    moving picture gives motion > 0 (this pattern: about 5.6 after a VP8 round trip; the
+    page's canvas pattern, whose text changes too: about 7.5; Chromium's fake camera: about
+    6; a frozen picture: 0). fps: (frames - 1) over
+    the RTP-timestamp span of the window; format: the decoded pixel format; codec,
+    payload_type: of the RTP packets that arrived on the track's receiver (else the first
+    negotiated codec; null if unknown); method: "numpy" or "python" (same measure).
+
 Exits 0 when the connection closes (or the remote leaves) after having been connected, 2 on
 timeout, 1 on an error. Logs go to stderr.
 """
@@ -45,6 +83,7 @@ import fractions
 import json
 import logging
 import math
+import operator
 import sys
 import time
 
@@ -55,7 +94,7 @@ aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 import av  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack  # noqa: E402
 from aiortc.sdp import candidate_from_sdp  # noqa: E402
 
 try:  # optional: av does not need it, aiortc 1.16 does not either
@@ -78,6 +117,19 @@ def log(peer_id, msg, *args):
 
 class RpcError(Exception):
     pass
+
+
+# --- reports ---------------------------------------------------------------------------
+
+VIDEO_RESULT_PREFIX = "video-result:"  # AUDIO_RESULT_PREFIX is defined with the audio below
+
+
+def is_report(msg):
+    """Is msg (str or bytes) one of the reports this peer sends (never echoed)?"""
+    prefixes = (AUDIO_RESULT_PREFIX, VIDEO_RESULT_PREFIX)
+    if isinstance(msg, str):
+        return msg.startswith(prefixes)
+    return bytes(msg).startswith(tuple(x.encode() for x in prefixes))
 
 
 # --- audio ---------------------------------------------------------------------------
@@ -222,6 +274,190 @@ def analyse(x, rate, channels, frames):
             "samples": n, "method": method}
 
 
+# --- video ---------------------------------------------------------------------------
+
+VIDEO_WIDTH, VIDEO_HEIGHT = 640, 480
+VIDEO_BAR_WIDTH = 32
+VIDEO_BAR_STEP = 8  # px per frame
+VIDEO_BAR_Y = 235
+VIDEO_BG_TOP, VIDEO_BG_BOTTOM = 16, 96
+VIDEO_COUNTER_BITS = 16
+VIDEO_BLOCK = 32  # counter block size (px)
+VIDEO_BLOCK_PITCH = 38
+VIDEO_COUNTER_X, VIDEO_COUNTER_Y = 16, 8
+VIDEO_STATIC_BELOW = 0.05  # a frame pair with less mean |dY| counts as static
+
+
+class PatternTrack(VideoStreamTrack):
+    """The moving test pattern (see the module docstring) as yuv420p 640x480 frames at 30 fps,
+    built from bytes (no numpy needed)."""
+
+    kind = "video"
+
+    def __init__(self):
+        super().__init__()
+        w, h = VIDEO_WIDTH, VIDEO_HEIGHT
+        self.n = 0
+        self.bg = [VIDEO_BG_TOP + ((VIDEO_BG_BOTTOM - VIDEO_BG_TOP) * y + (h - 1) // 2) // (h - 1) for y in range(h)]
+        self.bar = bytes([VIDEO_BAR_Y]) * VIDEO_BAR_WIDTH
+        self.one = bytes([VIDEO_BAR_Y]) * VIDEO_BLOCK
+        self.zero = bytes([16]) * VIDEO_BLOCK
+        self.chroma = None  # (line_size, bytes) of the neutral chroma planes
+
+    def luma_row(self, y, x0, x1, bits):
+        w, v = VIDEO_WIDTH, self.bg[y]
+        row = bytearray([v]) * w
+        row[x0:x1] = self.bar[: x1 - x0]
+        if bits is not None and VIDEO_COUNTER_Y <= y < VIDEO_COUNTER_Y + VIDEO_BLOCK:
+            for i, bit in enumerate(bits):
+                x = VIDEO_COUNTER_X + VIDEO_BLOCK_PITCH * i
+                row[x : x + VIDEO_BLOCK] = self.one if bit else self.zero
+        return row
+
+    def picture(self, line_size):
+        """The Y plane of frame self.n with rows of line_size bytes."""
+        n, w, h = self.n, VIDEO_WIDTH, VIDEO_HEIGHT
+        x0 = (VIDEO_BAR_STEP * n) % w
+        x1 = min(x0 + VIDEO_BAR_WIDTH, w)
+        value = n % (1 << VIDEO_COUNTER_BITS)
+        bits = [(value >> (VIDEO_COUNTER_BITS - 1 - i)) & 1 for i in range(VIDEO_COUNTER_BITS)]
+        pad = bytes(line_size - w)
+        rows = []
+        for y in range(h):
+            rows.append(self.luma_row(y, x0, x1, bits))
+            if pad:
+                rows.append(pad)
+        return b"".join(rows)
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame(VIDEO_WIDTH, VIDEO_HEIGHT, "yuv420p")
+        y, u, v = frame.planes
+        y.update(self.picture(y.line_size))
+        if self.chroma is None or self.chroma[0] != (u.line_size, u.buffer_size):
+            self.chroma = ((u.line_size, u.buffer_size), bytes([128]) * u.buffer_size)
+        u.update(self.chroma[1])
+        v.update(self.chroma[1])
+        frame.pts = pts
+        frame.time_base = time_base
+        self.n += 1
+        return frame
+
+
+def luma_plane(frame):
+    """(bytes of the Y plane, line size, width, height) of a decoded frame."""
+    if frame.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "nv21", "gray"):
+        frame = frame.reformat(format="yuv420p")
+    p = frame.planes[0]
+    return bytes(p), p.line_size, frame.width, frame.height
+
+
+class VideoAnalysis:
+    """Accumulates the luma statistics of consecutive decoded frames (see the docstring)."""
+
+    def __init__(self):
+        self.frames = 0
+        self.sizes = []
+        self.luma_sum = 0
+        self.luma_count = 0
+        self.diffs = []
+        self.prev = None  # (width, height, subsampled Y)
+        self.first_pts = self.last_pts = None
+        self.time_base = None
+        self.format = None
+        self.width = self.height = None
+
+    def add(self, frame):
+        data, ls, w, h = luma_plane(frame)
+        self.frames += 1
+        self.format = frame.format.name
+        size = f"{w}x{h}"
+        if size not in self.sizes:
+            self.sizes.append(size)
+        self.width, self.height = w, h
+        if frame.pts is not None and frame.time_base is not None:
+            if self.first_pts is None:
+                self.first_pts = frame.pts
+            self.last_pts, self.time_base = frame.pts, frame.time_base
+        if np is not None:
+            y = np.frombuffer(data, dtype=np.uint8)[: ls * h].reshape(h, ls)[:, :w]
+            self.luma_sum += int(y.sum(dtype=np.int64))
+            sub = y[::2, ::2].astype(np.int16)
+            if self.prev is not None and self.prev[:2] == (w, h):
+                self.diffs.append(float(np.abs(sub - self.prev[2]).mean()))
+        else:
+            if ls == w:
+                self.luma_sum += sum(data[: w * h])
+            else:
+                self.luma_sum += sum(sum(data[r * ls : r * ls + w]) for r in range(h))
+            sub = b"".join(data[r * ls : r * ls + w : 2] for r in range(0, h, 2))
+            if self.prev is not None and self.prev[:2] == (w, h):
+                self.diffs.append(sum(map(abs, map(operator.sub, sub, self.prev[2]))) / len(sub))
+        self.luma_count += w * h
+        self.prev = (w, h, sub)
+
+    def result(self, codec):
+        d = self.diffs
+        fps = None
+        if self.frames > 1 and self.first_pts is not None and self.last_pts != self.first_pts:
+            span = float((self.last_pts - self.first_pts) * self.time_base)
+            fps = round((self.frames - 1) / span, 2) if span > 0 else None
+        return {
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "sizes": self.sizes,
+            "mean_luma": round(self.luma_sum / self.luma_count, 2) if self.luma_count else None,
+            "motion": round(sum(d) / len(d), 3) if d else None,
+            "motion_min": round(min(d), 3) if d else None,
+            "motion_max": round(max(d), 3) if d else None,
+            "static_pairs": sum(1 for x in d if x < VIDEO_STATIC_BELOW) if d else None,
+            "fps": fps,
+            "format": self.format,
+            "codec": codec.get("mimeType"),
+            "payload_type": codec.get("payloadType"),
+            "method": "numpy" if np is not None else "python",
+        }
+
+
+def is_media_codec(c):
+    return c.mimeType.lower().split("/")[-1] not in ("rtx", "red", "ulpfec", "flexfec-03")
+
+
+class ReceivedCodec:
+    """Best effort: which codec the RTP packets on a receiver use. Wraps the receiver's packet
+    handler (aiortc-internal) to note their payload types; falls back to the transceiver's
+    first negotiated codec."""
+
+    def __init__(self, pc, track):
+        self.pc, self.track, self.payload_types = pc, track, []
+        self.transceiver = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
+        try:
+            receiver = self.transceiver.receiver
+            inner = receiver._handle_rtp_packet
+
+            async def noting(packet, *args, **kwargs):
+                if packet.payload_type not in self.payload_types:
+                    self.payload_types.append(packet.payload_type)
+                return await inner(packet, *args, **kwargs)
+
+            receiver._handle_rtp_packet = noting
+        except Exception:
+            pass
+
+    def get(self):
+        codecs = list(getattr(self.transceiver, "_codecs", None) or [])
+        by_pt = {c.payloadType: c for c in codecs}
+        for pt in self.payload_types:
+            c = by_pt.get(pt)
+            if c is not None and is_media_codec(c):
+                return {"mimeType": c.mimeType, "payloadType": c.payloadType}
+        for c in codecs:
+            if is_media_codec(c):
+                return {"mimeType": c.mimeType, "payloadType": c.payloadType}
+        return {}
+
+
 class Signaling:
     """JSON-RPC client: requests wait for their response; notifications go to a queue that
     one task handles in order (so a candidate is never handled before its offer)."""
@@ -285,9 +521,9 @@ class Peer:
         self.done = asyncio.Event()
         self.was_connected = False
         self.failed = None
-        self.data_channel = None  # the "data" channel, for the audio report
-        self.audio_result = None  # the report to send, once per connection
-        self.audio_result_sent = False
+        self.data_channel = None  # the "data" channel, for the reports
+        self.reports = {}  # prefix -> the report to send, once per connection
+        self.reports_sent = set()
         self.tasks = set()
 
     def log(self, msg, *args):
@@ -301,8 +537,9 @@ class Peer:
             asyncio.ensure_future(self.pc.close())
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc, self.remote, self.remote_described = pc, remote, False
-        self.data_channel, self.audio_result, self.audio_result_sent = None, None, False
+        self.data_channel, self.reports, self.reports_sent = None, {}, set()
         analysing = []
+        watching = []
 
         @pc.on("connectionstatechange")
         async def on_state():
@@ -333,6 +570,11 @@ class Peer:
                 task = asyncio.ensure_future(self.analyse_audio(pc, track))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
+            elif track.kind == "video" and self.args.video and not watching:
+                watching.append(track)
+                task = asyncio.ensure_future(self.analyse_video(pc, track, ReceivedCodec(pc, track)))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
         return pc
 
@@ -350,6 +592,45 @@ class Peer:
         elif not answering:
             pc.addTransceiver("audio", direction="recvonly")
             self.log("receiving audio only")
+
+    def add_video(self, pc, answering):
+        """--video: the local test pattern track (answering: on the offered video transceiver)."""
+        if not self.args.video:
+            return
+        has_video = any(t.kind == "video" for t in pc.getTransceivers())
+        if answering and not has_video:
+            self.log("the offer has no video m-line: no video")
+            return
+        pc.addTrack(PatternTrack())
+        self.log("sending the %dx%d test pattern", VIDEO_WIDTH, VIDEO_HEIGHT)
+
+    async def analyse_video(self, pc, track, codec):
+        """Analyse the first --video-report-after frames of the remote video, report them;
+        then keep draining the track."""
+        stats = VideoAnalysis()
+        want = self.args.video_report_after
+        reported = False
+        try:
+            while True:
+                frame = await track.recv()
+                if reported:
+                    continue
+                if stats.frames == 0:
+                    self.log("first remote video frame: %s %dx%d, pts %s, time_base %s",
+                             frame.format.name, frame.width, frame.height, frame.pts, frame.time_base)
+                stats.add(frame)
+                if stats.frames < want:
+                    continue
+                result = stats.result(codec.get())
+                reported = True
+                self.log("video analysed: %s", json.dumps(result))
+                if pc is self.pc:
+                    self.reports[VIDEO_RESULT_PREFIX] = result
+                    self.send_reports()
+        except MediaStreamError:
+            self.log("remote video track ended%s (%d frames)", "" if reported else " before the report", stats.frames)
+        except Exception as e:
+            self.log("video analysis failed: %r", e)
 
     async def analyse_audio(self, pc, track):
         """Skip AUDIO_SKIP_S of the remote audio, analyse the next --audio-report-after
@@ -388,21 +669,25 @@ class Peer:
                 chunks, reported = [], True
                 self.log("audio analysed: %s", json.dumps(result))
                 if pc is self.pc:
-                    self.audio_result = result
-                    self.send_audio_result()
+                    self.reports[AUDIO_RESULT_PREFIX] = result
+                    self.send_reports()
         except MediaStreamError:
             self.log("remote audio track ended%s", "" if reported else " before the report")
         except Exception as e:
             self.log("audio analysis failed: %r", e)
 
-    def send_audio_result(self):
+    def send_reports(self):
+        """Sends each ready report once, when the "data" channel is open (audio before video)."""
         ch = self.data_channel
-        if self.audio_result is None or self.audio_result_sent or ch is None or ch.readyState != "open":
+        if ch is None or ch.readyState != "open":
             return
-        self.audio_result_sent = True
-        text = AUDIO_RESULT_PREFIX + json.dumps(self.audio_result)
-        self.log("channel %r: sending %s", ch.label, text)
-        ch.send(text)
+        for prefix in (AUDIO_RESULT_PREFIX, VIDEO_RESULT_PREFIX):
+            if prefix not in self.reports or prefix in self.reports_sent:
+                continue
+            self.reports_sent.add(prefix)
+            text = prefix + json.dumps(self.reports[prefix])
+            self.log("channel %r: sending %s", ch.label, text)
+            ch.send(text)
 
     def wire(self, ch):
         if ch.label == "data":
@@ -412,17 +697,16 @@ class Peer:
             self.log("channel %r open: sending hello", ch.label)
             ch.send("hello from aiortc")
             if ch is self.data_channel:
-                self.send_audio_result()  # if it was ready before the channel
+                self.send_reports()  # if they were ready before the channel
 
         @ch.on("message")
         def on_message(msg):
-            if len(msg) <= 100 or (isinstance(msg, str) and msg.startswith(AUDIO_RESULT_PREFIX)):
+            if len(msg) <= 100 or (isinstance(msg, str) and is_report(msg)):
                 self.log("channel %r got %r", ch.label, msg)
             else:
                 self.log("channel %r got %d %s", ch.label, len(msg), "chars" if isinstance(msg, str) else "bytes")
             if self.args.echo:
-                ours = msg.startswith(AUDIO_RESULT_PREFIX if isinstance(msg, str) else AUDIO_RESULT_PREFIX.encode())
-                if not ours:
+                if not is_report(msg):
                     ch.send("echo:" + msg if isinstance(msg, str) else b"echo:" + msg)
 
         @ch.on("close")
@@ -455,6 +739,7 @@ class Peer:
         pc = self.new_pc(remote)
         self.wire(pc.createDataChannel("data"))
         self.add_audio(pc, answering=False)
+        self.add_video(pc, answering=False)
         await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate
         self.log("sending offer to %s", remote)
         res = await self.sig.call("offer", {"to_peer_id": remote, "sdp": pc.localDescription.sdp, "type": "offer"})
@@ -467,6 +752,7 @@ class Peer:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=p["sdp"], type=p.get("type") or "offer"))
         await self.described(remote)
         self.add_audio(pc, answering=True)
+        self.add_video(pc, answering=True)
         await pc.setLocalDescription(await pc.createAnswer())
         self.log("sending answer to %s", remote)
         await self.sig.call("answer", {"to_peer_id": remote, "sdp": pc.localDescription.sdp, "type": "answer"})
@@ -542,7 +828,7 @@ class Peer:
             self.sig = Signaling(ws, self.id)
             reader = asyncio.create_task(self.sig.read_loop())
             res = await self.sig.call(
-                "announce", {"peer_id": self.id, "capabilities": {"audio": self.args.audio, "video": False, "data": True}}
+                "announce", {"peer_id": self.id, "capabilities": {"audio": self.args.audio, "video": self.args.video, "data": True}}
             )
             self.log("announced: %s", res)
             self.known.update(res.get("other_peers") or [])
@@ -576,10 +862,16 @@ async def main():
     ap.add_argument(
         "--audio-report-after", type=float, default=1.5, help="seconds of received audio to analyse (after 0.3 s)"
     )
+    ap.add_argument("--video", action="store_true", help="send a test pattern and analyse the received video (VP8)")
+    ap.add_argument(
+        "--video-report-after", type=int, default=60, help="received video frames to analyse before the report"
+    )
     ap.add_argument("--debug", action="store_true", help="aiortc/aioice debug logs")
     args = ap.parse_args()
     if args.tone < 0 or args.audio_report_after <= 0:
         ap.error("--tone must be >= 0 and --audio-report-after > 0")
+    if args.video_report_after < 1:
+        ap.error("--video-report-after must be >= 1")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
 
     peer = Peer(args)
