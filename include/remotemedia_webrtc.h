@@ -142,11 +142,6 @@
 #define RMW_LOG_TRACE 5
 
 /*
- RTP video clock; the encoder's timebase is 1/RTP_CLOCK_HZ.
- */
-#define RTP_CLOCK_HZ 90000
-
-/*
  Result of every fallible call. `RMW_OK` is 0, errors are negative; the text of the last
  error on the calling thread is `rmw_last_error_message()`.
  */
@@ -1049,97 +1044,6 @@ void rmw_video_frame_release(rmw_video_frame_t *frame);
 rmw_status_t rmw_transport_set_video_callback(rmw_transport_t transport,
                                               rmw_video_callback_t callback,
                                               void *user_data);
-
-extern int I420Copy(const uint8_t *src_y,
-                    int src_stride_y,
-                    const uint8_t *src_u,
-                    int src_stride_u,
-                    const uint8_t *src_v,
-                    int src_stride_v,
-                    uint8_t *dst_y,
-                    int dst_stride_y,
-                    uint8_t *dst_u,
-                    int dst_stride_u,
-                    uint8_t *dst_v,
-                    int dst_stride_v,
-                    int width,
-                    int height);
-
-extern int NV12ToI420(const uint8_t *src_y,
-                      int src_stride_y,
-                      const uint8_t *src_uv,
-                      int src_stride_uv,
-                      uint8_t *dst_y,
-                      int dst_stride_y,
-                      uint8_t *dst_u,
-                      int dst_stride_u,
-                      uint8_t *dst_v,
-                      int dst_stride_v,
-                      int width,
-                      int height);
-
-/*
- Memory B,G,R,A -> I420.
- */
-extern int ARGBToI420(const uint8_t *src_argb,
-                      int src_stride_argb,
-                      uint8_t *dst_y,
-                      int dst_stride_y,
-                      uint8_t *dst_u,
-                      int dst_stride_u,
-                      uint8_t *dst_v,
-                      int dst_stride_v,
-                      int width,
-                      int height);
-
-/*
- Memory R,G,B,A -> I420.
- */
-extern int ABGRToI420(const uint8_t *src_abgr,
-                      int src_stride_abgr,
-                      uint8_t *dst_y,
-                      int dst_stride_y,
-                      uint8_t *dst_u,
-                      int dst_stride_u,
-                      uint8_t *dst_v,
-                      int dst_stride_v,
-                      int width,
-                      int height);
-
-/*
- I420 -> memory R,G,B,A.
- */
-extern int I420ToABGR(const uint8_t *src_y,
-                      int src_stride_y,
-                      const uint8_t *src_u,
-                      int src_stride_u,
-                      const uint8_t *src_v,
-                      int src_stride_v,
-                      uint8_t *dst_abgr,
-                      int dst_stride_abgr,
-                      int width,
-                      int height);
-
-/*
- I420 -> memory B,G,R,A.
- */
-extern int I420ToARGB(const uint8_t *src_y,
-                      int src_stride_y,
-                      const uint8_t *src_u,
-                      int src_stride_u,
-                      const uint8_t *src_v,
-                      int src_stride_v,
-                      uint8_t *dst_argb,
-                      int dst_stride_argb,
-                      int width,
-                      int height);
-
-extern uint64_t ComputeSumSquareErrorPlane(const uint8_t *src_a,
-                                           int stride_a,
-                                           const uint8_t *src_b,
-                                           int stride_b,
-                                           int width,
-                                           int height);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,6 +10,7 @@
 
 mod common;
 use common::audio::*;
+use common::video::{self as vid, send_pattern};
 use common::*;
 use remotemedia_webrtc::media::TrackTarget;
 use remotemedia_webrtc::media::audio::AudioSendConfig;
@@ -253,4 +254,53 @@ fn aiortc_calls_native_with_audio() {
     let mut p = Aiortc::launch_with(&s.url(), Some("native-callee"), &["--audio", "--tone", "660"]);
     p.expect(&native, "aiortc's \"data\" channel opening", is_open(AIORTC_ID, "data"));
     audio_both_ways(&native, &mut p);
+}
+
+/// Video both ways with aiortc (VP8 only): it reports what it decoded of our moving pattern
+/// (`video-result:`), we decode its pattern.
+fn video_both_ways(native: &Transport, p: &mut Aiortc) {
+    let track = native.add_video_track(TrackTarget::Peer(AIORTC_ID.into()), Default::default()).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| send_pattern(native, track, 0, 150, 30, |_| (640, 480)));
+        let report = p.expect(native, "aiortc's video-result report", |e| {
+            matches!(e, Event::DataChannelMessage { data, .. } if data.starts_with(b"video-result:"))
+        });
+        let Event::DataChannelMessage { data, .. } = report else { unreachable!() };
+        let v: serde_json::Value = serde_json::from_slice(&data["video-result:".len()..]).unwrap();
+        assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(640), Some(480)), "{v}");
+        assert!(v["frames"].as_u64().unwrap() >= 30, "{v}");
+        assert!(v["motion"].as_f64().unwrap() > 0.5, "aiortc saw no motion: {v}");
+        assert!(v["codec"].as_str().unwrap_or("").eq_ignore_ascii_case("video/vp8"), "{v}");
+        let frames = vid::collect(native, AIORTC_ID, Duration::from_secs(2));
+        assert!(frames.len() > 20, "only {} frames from aiortc in 2 s", frames.len());
+        assert!(frames.iter().all(|f| (f.width, f.height) == (640, 480)));
+    });
+    let rx = native.stats().remote_video_tracks;
+    assert!(rx.iter().any(|r| r.peer_id == AIORTC_ID && r.codec == "vp8" && r.frames_decoded > 20 && r.decode_errors == 0), "{rx:?}");
+}
+
+#[test]
+fn native_calls_aiortc_with_video() {
+    if !aiortc_available() {
+        return;
+    }
+    let s = server();
+    let native = transport(&s.url(), "native-caller");
+    let mut p = Aiortc::launch_with(&s.url(), None, &["--video", "--video-report-after", "45"]);
+    p.expect(&native, "aiortc announcing itself", |e| matches!(e, Event::PeerDiscovered { peer_id } if peer_id == AIORTC_ID));
+    native.connect_peer(AIORTC_ID).unwrap();
+    p.expect(&native, "the default channel to aiortc opening", is_open(AIORTC_ID, "data"));
+    video_both_ways(&native, &mut p);
+}
+
+#[test]
+fn aiortc_calls_native_with_video() {
+    if !aiortc_available() {
+        return;
+    }
+    let s = server();
+    let native = transport(&s.url(), "native-callee");
+    let mut p = Aiortc::launch_with(&s.url(), Some("native-callee"), &["--video", "--video-report-after", "45"]);
+    p.expect(&native, "aiortc's \"data\" channel opening", is_open(AIORTC_ID, "data"));
+    video_both_ways(&native, &mut p);
 }

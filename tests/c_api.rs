@@ -15,6 +15,12 @@
 //! - `audio_tone_by_callback_and_poll`: tests/c/audio_api.c (audio argument checks; a 440 Hz
 //!   tone between two peers, received by callback then by polling, in f32 and in s16; freeing
 //!   transports with live tracks and audio callbacks).
+//! - `video_pattern_by_callback_and_poll`: tests/c/video_api.c (video argument checks; a moving
+//!   320x240 pattern carrying its frame number between two peers, received by callback then by
+//!   polling: VP8 I420 -> I420, then VP9 RGBA with a padded stride -> RGBA; freeing transports
+//!   with live tracks and video callbacks).
+//! - `video_call_example_exchanges_pictures`: examples_c/video_call.c, alice and bob sending each
+//!   other a moving pattern (I420 one way, RGBA the other), each checking what it sees.
 //!
 //! Needs `cc` on PATH. Programs are built under target/tmp/c_api-<pid>/ with
 //! -Wall -Wextra -Werror, and run with a timeout.
@@ -35,7 +41,7 @@ use std::time::Duration;
 /// Handle typedefs and their kind (the top byte of a handle). A new handle type must be
 /// added here; the generator refuses to guess.
 const HANDLE_KINDS: &[(&str, u8)] =
-    &[("rmw_transport_t", 1), ("rmw_signaling_server_t", 2), ("rmw_data_channel_t", 3), ("rmw_audio_track_t", 4)];
+    &[("rmw_transport_t", 1), ("rmw_signaling_server_t", 2), ("rmw_data_channel_t", 3), ("rmw_audio_track_t", 4), ("rmw_video_track_t", 5)];
 
 /// Non-pointer C types passed as plain values (0 in every generated call).
 const SCALARS: &[&str] = &[
@@ -491,5 +497,65 @@ fn call_example_exchanges_tones() {
     for who in ["alice: heard", "bob: heard"] {
         let line = r.stdout.lines().find(|l| l.starts_with(who)).unwrap();
         assert!(line.contains(", 100 frames, 0 concealed"), "{line}");
+    }
+}
+
+#[test]
+fn video_pattern_by_callback_and_poll() {
+    let exe = build("video_api", &[c_source("video_api.c")], "c11", &[]);
+    let r = run(&exe, Duration::from_secs(120));
+    assert!(
+        r.code == Some(0) && r.stdout.lines().any(|l| l.starts_with("video_api: OK")),
+        "video_api failed:\n{}",
+        r.describe()
+    );
+    for expected in [
+        "A: argument checks done (0 failures)",
+        "D1: freed bob",
+        "D2: bob's video callback freed bob",
+        "TRACK_ADDED: peer alice, track video, media_kind 2, vp8/90000",
+        "TRACK_ADDED: peer alice, track video, media_kind 2, vp9/90000",
+    ] {
+        assert!(r.stdout.contains(expected), "video_api output lacks {expected:?}:\n{}", r.describe());
+    }
+    // Both runs: what bob received, in order, first a keyframe.
+    for run in ["   B: VP8", "   C: VP9"] {
+        let line = r.stdout.lines().find(|l| l.starts_with(run) && l.contains(" frames (")).unwrap_or_else(|| {
+            panic!("video_api output has no summary of run {run:?}:\n{}", r.describe())
+        });
+        assert!(line.contains("in order") && line.contains("(first frame one)"), "{line}");
+        eprintln!("{}", line.trim());
+    }
+}
+
+#[test]
+fn video_call_example_exchanges_pictures() {
+    // As build(), with -lm after the source (the example uses log10()).
+    let e = env();
+    let mut cmd = Command::new("cc");
+    cmd.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1", "-I"])
+        .arg(&e.include)
+        .arg(e.manifest.join("examples_c/video_call.c"))
+        .arg("-lm");
+    let exe = e.link("video_call", cmd);
+    let r = run(&exe, Duration::from_secs(40));
+    assert_eq!(r.code, Some(0), "examples_c/video_call.c failed:\n{}", r.describe());
+    for expected in [
+        "alice: bob's video arrived (vp8, 90000 Hz",
+        "bob: alice's video arrived (vp8, 90000 Hz",
+        "video_call: OK",
+    ] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(expected)), "video_call output lacks {expected:?}:\n{}", r.describe());
+    }
+    // 60 frames sent each way at 30 fps: most arrive, in order, first a keyframe, close to what was sent.
+    for (who, shape) in [("alice: ", " video frames from bob (vp8, 320x240 rgba), "), ("bob: ", " video frames from alice (vp8, 320x240), ")] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(who) && l.contains(shape))
+            .unwrap_or_else(|| panic!("video_call output lacks \"{who}N{shape}...\":\n{}", r.describe()));
+        let frames: u32 = line[who.len()..].split(' ').next().unwrap().parse().unwrap();
+        assert!((48..=60).contains(&frames), "{line}");
+        assert!(line.contains("first a keyframe, frame numbers in order, PSNR "), "{line}");
     }
 }

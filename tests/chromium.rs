@@ -7,6 +7,7 @@
 
 mod common;
 use common::audio::*;
+use common::video::{self as vid, send_pattern};
 use common::*;
 use remotemedia_webrtc::media::TrackTarget;
 use remotemedia_webrtc::media::audio::AudioSendConfig;
@@ -249,4 +250,54 @@ fn the_fake_microphone_arrives_as_pcm() {
     let frames = collect(&native, "browser", Duration::from_secs(2));
     assert!(frames.len() > 50, "only {} frames of the fake microphone in 2 s", frames.len());
     assert!(frames.iter().all(|f| f.sample_rate == 48_000 && f.channels == 2 && f.samples_per_channel() == 960));
+}
+
+/// We send the moving pattern in `codec`; the browser (fake camera) sends its camera. The
+/// browser's getStats must show our frames decoded in that codec; we must decode its frames.
+fn video_both_ways(b: &mut Browser, native: &Transport, codec: &str) {
+    let track = native.add_video_track(TrackTarget::Peer("browser".into()), Default::default()).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| send_pattern(native, track, 0, 150, 30, |_| (640, 480)));
+        let mime = format!("video/{}", codec.to_uppercase());
+        let st = browser_stats(b, native, "browser stats showing our video decoded", |v| {
+            v["vin"]["framesDecoded"].as_u64().unwrap_or(0) > 20 && v["vin"]["mimeType"].as_str() == Some(&mime)
+        });
+        assert_eq!((st["vin"]["frameWidth"].as_u64(), st["vin"]["frameHeight"].as_u64()), (Some(640), Some(480)), "{st}");
+        let frames = vid::collect(native, "browser", Duration::from_secs(2));
+        assert!(frames.len() > 20, "only {} frames from the browser's camera in 2 s: {:?}", frames.len(), native.stats().remote_video_tracks);
+        assert!(frames.iter().all(|f| f.width > 0 && f.height > 0));
+    });
+    let rx = native.stats().remote_video_tracks;
+    assert!(rx.iter().any(|r| r.peer_id == "browser" && r.frames_decoded > 20 && r.decode_errors == 0), "{rx:?}");
+}
+
+#[test]
+fn native_calls_the_browser_with_vp9_video() {
+    if !chromium_available(CHROMIUM) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let mut c = config(&s.url(), "native-caller");
+    c.video_codec = "vp9".into();
+    let native = remotemedia_webrtc::Transport::new(c).unwrap();
+    wait_for(&native, |e| matches!(e, Event::SignalingConnected));
+    let mut b = Browser::launch(&page_url(&s.url(), "&video=1"));
+    b.expect(&native, "the browser announcing itself", |e| matches!(e, Event::PeerDiscovered { peer_id } if peer_id == "browser"));
+    native.connect_peer("browser").unwrap();
+    b.expect(&native, "the default channel to the browser opening", is_open("browser", "data"));
+    video_both_ways(&mut b, &native, "vp9");
+}
+
+#[test]
+fn browser_calls_native_with_vp8_video() {
+    if !chromium_available(CHROMIUM) {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let native = transport(&s.url(), "native-callee");
+    let mut b = Browser::launch(&page_url(&s.url(), "&video=1&call=native-callee"));
+    b.expect(&native, "the browser's \"data\" channel opening", is_open("browser", "data"));
+    video_both_ways(&mut b, &native, "vp8");
 }

@@ -76,6 +76,7 @@ pub unsafe extern "C" fn rmw_video_track_send(track: rmw_video_track_t, frame: *
         if frame.is_null() {
             return fail(RMW_ERR_INVALID_ARGUMENT, "frame is NULL");
         }
+        let (t, id) = handles::video_track(track)?;
         let f = unsafe { frame.read() };
         let format = match f.format {
             RMW_PIXEL_I420 => PixelFormat::I420,
@@ -97,7 +98,6 @@ pub unsafe extern "C" fn rmw_video_track_send(track: rmw_video_track_t, frame: *
             }
         }
         let raw = RawFrame { format, width: f.width, height: f.height, planes, strides: f.strides };
-        let (t, id) = handles::video_track(track)?;
         Ok(t.send_video(id, &raw)?)
     })
 }

@@ -170,14 +170,15 @@ impl Assembler {
     fn take_frame(&mut self, start: u64, end: u64) -> Out {
         let mut data = Vec::new();
         let (mut timestamp, mut arrival_us, mut ok) = (0, 0, true);
-        let mut vp8 = Vp8Packet::default();
-        let mut vp9 = Vp9Packet::default();
         for seq in start..=end {
             let p = self.held.remove(&seq).expect("checked by complete_frame_end");
             (timestamp, arrival_us) = (p.timestamp, arrival_us.max(p.arrival_us));
+            // A fresh depacketiser per packet: webrtc-rs's VP9 one keeps the reference
+            // indices (P_DIFF) of earlier packets and fails on the third packet of a
+            // flexible-mode frame from Chromium ("too many PDiff").
             let part = match self.codec {
-                VideoCodec::Vp8 => vp8.depacketize(&p.payload),
-                VideoCodec::Vp9 => vp9.depacketize(&p.payload),
+                VideoCodec::Vp8 => Vp8Packet::default().depacketize(&p.payload),
+                VideoCodec::Vp9 => Vp9Packet::default().depacketize(&p.payload),
             };
             match part {
                 Ok(b) => data.extend_from_slice(&b),
@@ -293,6 +294,21 @@ mod tests {
         let frames = vec![packets(true, 450, 1), packets(false, 250, 2)];
         feed(&mut a, &frames, &[(0, 0)], 10);
         assert_eq!(drain(&mut a, Instant::now()), ["f1:250"]);
+    }
+
+    #[test]
+    fn chromium_style_vp9_flexible_mode_frames_of_many_packets() {
+        // As Chromium sends VP9: I, P, F set, 15-bit picture id, one P_DIFF byte; B on the
+        // first packet, E on the last. (webrtc-rs's depacketiser, reused across packets,
+        // failed on the third.)
+        let mut a = Assembler::new(VideoCodec::Vp9, Duration::from_millis(100));
+        let frame = [0x86u8; 3]; // an inter frame's first byte (frame_type 1), then data
+        for (i, (b, e)) in [(true, false), (false, false), (false, false), (false, true)].into_iter().enumerate() {
+            let desc = 0xd1 | if b { 0x08 } else { 0 } | if e { 0x04 } else { 0 };
+            let payload = Bytes::from([&[desc, 0xcb, 0x82, 0x02][..], &frame].concat());
+            a.push(500 + i as u16, 9000, e, payload, 0);
+        }
+        assert_eq!(drain(&mut a, Instant::now()), ["f3:12"]);
     }
 
     #[test]
