@@ -1,5 +1,5 @@
 /*
- * remotemedia-webrtc: real-time WebRTC audio and data (video to come) for native programs.
+ * remotemedia-webrtc: real-time WebRTC audio, video and data for native programs.
  *
  * OVERVIEW
  *   rmw_signaling_server_start()  optional: run the bundled signaling server in-process
@@ -10,16 +10,20 @@
  *   rmw_audio_track_new()         an outgoing Opus track to a peer, a session or everyone;
  *   rmw_audio_track_send_f32()    feed it PCM (any rate of 8-96 kHz, any chunk size)
  *   rmw_transport_poll_audio()    or rmw_transport_set_audio_callback(): decoded PCM back
+ *   rmw_video_track_new()         an outgoing VP8/VP9 track; rmw_video_track_send() raw frames
+ *                                 (I420, NV12, RGBA, BGRA with strides)
+ *   rmw_transport_poll_video()    or rmw_transport_set_video_callback(): decoded frames back
  *   rmw_transport_free()          close everything
  *
  * CONVENTIONS
  *   - Every fallible function returns rmw_status_t: RMW_OK (0) or a negative error. The text
  *     of the last error on the calling thread is rmw_last_error_message().
- *   - Handles (rmw_transport_t, rmw_data_channel_t, rmw_audio_track_t, rmw_signaling_server_t)
- *     are 64-bit ids, never reused. 0, a freed handle or a handle of another kind gives
- *     RMW_ERR_INVALID_HANDLE; it never crashes. Exception: rmw_transport_free(0),
- *     rmw_audio_track_free(0) and rmw_signaling_server_stop(0) are no-ops returning RMW_OK,
- *     like free(NULL).
+ *   - Handles (rmw_transport_t, rmw_data_channel_t, rmw_audio_track_t, rmw_video_track_t,
+ *     rmw_signaling_server_t) are 64-bit ids, never reused. 0, a freed handle or a handle of
+ *     another kind gives RMW_ERR_INVALID_HANDLE; it never crashes. Exception:
+ *     rmw_transport_free(0), rmw_audio_track_free(0), rmw_video_track_free(0) and
+ *     rmw_signaling_server_stop(0) are no-ops returning RMW_OK, like free(NULL). Handles in
+ *     stats JSON are numbers above 2^53: read them as 64-bit integers, not doubles.
  *   - Out-parameters are written only on success (the size-query *len below excepted).
  *   - Strings passed in are NUL-terminated UTF-8, read during the call only. Buffers passed in
  *     are copied before the call returns.
@@ -47,8 +51,14 @@
  *     transport's audio thread with the same rules as the event callback (any function may be
  *     called from it, free included; free waits for it). Polled frames own their samples
  *     until rmw_audio_frame_release().
- *   - Freeing a transport closes and invalidates its peers, data channels and audio tracks
- *     (PCM already queued is encoded and sent first).
+ *   - Video: rmw_video_track_send copies the frame into a one-frame mailbox and returns; the
+ *     track's encoder thread converts, encodes and sends it. If the encoder has not taken the
+ *     previous frame yet, that one is dropped (the newest frame wins; "frames_dropped").
+ *     Decoded frames wait in a small bounded queue (video_queue_capacity, default 8, oldest
+ *     dropped) for rmw_transport_poll_video, or go to the video callback on the transport's
+ *     video thread (same rules as the audio callback).
+ *   - Freeing a transport closes and invalidates its peers, data channels and tracks (PCM or a
+ *     frame already queued is encoded and sent first).
  *   - The log callback runs on whichever thread logs, library threads included: keep it
  *     short; blocking API calls made from it return RMW_ERR_WOULD_BLOCK.
  */
@@ -707,7 +717,7 @@ rmw_status_t rmw_transport_set_audio_callback(rmw_transport_t transport,
                                               void *user_data);
 
 /*
- Microseconds of CLOCK_MONOTONIC: the clock of `rmw_audio_frame_t.arrival_us`.
+ Microseconds of CLOCK_MONOTONIC: the clock of the `arrival_us` of audio and video frames.
  */
 uint64_t rmw_clock_us(void);
 

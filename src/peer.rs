@@ -9,8 +9,6 @@ use std::time::Duration;
 use crate::media::rtp::PeerSender;
 use crate::media::video::VideoCodec;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
@@ -132,38 +130,23 @@ pub(crate) fn video_rtp_track(codec: RTCRtpCodecCapability, local_id: &str) -> A
 
 /// Adds our one outgoing video track (made with the preferred codec; re-made after
 /// negotiation if the peer chose the other) and reads its RTCP: a PLI or FIR from the peer
-/// asks the encoder for a keyframe.
+/// asks the encoder for a keyframe; reports feed the sender's feedback stats.
 pub(crate) async fn add_video_sender(pc: &Arc<RTCPeerConnection>, local_id: &str, preferred: VideoCodec) -> Result<(Arc<PeerSender>, Arc<RTCRtpSender>)> {
     let track = video_rtp_track(video_capability(preferred), local_id);
     let rtp_sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
     let sender = Arc::new(PeerSender::new(track));
-    let (weak, reader) = (Arc::downgrade(&sender), rtp_sender.clone());
-    tokio::spawn(async move {
-        while let Ok((packets, _)) = reader.read_rtcp().await {
-            let Some(s) = weak.upgrade() else { return };
-            let wants_keyframe = packets.iter().any(|p| {
-                let any = p.as_any();
-                any.downcast_ref::<PictureLossIndication>().is_some() || any.downcast_ref::<FullIntraRequest>().is_some()
-            });
-            if wants_keyframe {
-                s.keyframe_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    });
+    crate::media::rtp::spawn_feedback_reader(rtp_sender.clone(), Arc::downgrade(&sender), 90_000);
     Ok((sender, rtp_sender))
 }
 
-/// Adds our one outgoing audio track (Opus) to a new connection and returns it; RTP written
-/// to it reaches the peer once connected. Also drains the sender's RTCP: webrtc-rs's
-/// interceptors only see RTCP that somebody reads.
-pub(crate) async fn add_audio_sender(pc: &Arc<RTCPeerConnection>, local_id: &str) -> Result<Arc<TrackLocalStaticRTP>> {
+/// Adds our one outgoing audio track (Opus) to a new connection; RTP written to it reaches
+/// the peer once connected. Its RTCP feeds the sender's feedback stats.
+pub(crate) async fn add_audio_sender(pc: &Arc<RTCPeerConnection>, local_id: &str) -> Result<Arc<PeerSender>> {
     let track = Arc::new(TrackLocalStaticRTP::new(opus_capability(), "audio".into(), format!("rmw-{local_id}")));
-    let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 1500];
-        while sender.read(&mut buf).await.is_ok() {}
-    });
-    Ok(track)
+    let rtp_sender = pc.add_track(track.clone() as Arc<dyn TrackLocal + Send + Sync>).await?;
+    let sender = Arc::new(PeerSender::new(track));
+    crate::media::rtp::spawn_feedback_reader(rtp_sender, Arc::downgrade(&sender), 48_000);
+    Ok(sender)
 }
 
 pub(crate) fn rtc_configuration(cfg: &Config) -> RTCConfiguration {

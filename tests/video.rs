@@ -69,6 +69,12 @@ fn pattern_arrives(codec: VideoCodec) {
     assert_eq!((added[0].codec.as_str(), added[0].frames_lost, added[0].decode_errors), (name, 0, 0));
     let st = a.video_track_stats(track).unwrap();
     assert_eq!((st.frames_in, st.peers, st.width, st.height), (60, 1, 640, 480));
+    // What bob's RTCP says about alice's video: the codec, and (once a receiver report
+    // answered a sender report) a loopback round-trip time.
+    let pm = a.stats().peer_media;
+    let v = pm.iter().find(|m| m.peer_id == "bob" && m.kind == "video").expect("no video sender to bob");
+    assert_eq!((v.codec.as_str(), v.track), (name, Some(track)));
+    assert!(v.feedback.rtt_ms.is_none_or(|r| (0.0..100.0).contains(&r)), "{v:?}");
     assert!(st.frames_encoded + st.frames_dropped == 60 && st.keyframes_encoded >= 1, "{st:?}");
 }
 

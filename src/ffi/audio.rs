@@ -312,7 +312,7 @@ pub unsafe extern "C" fn rmw_transport_set_audio_callback(transport: rmw_transpo
     })
 }
 
-/// Microseconds of CLOCK_MONOTONIC: the clock of `rmw_audio_frame_t.arrival_us`.
+/// Microseconds of CLOCK_MONOTONIC: the clock of the `arrival_us` of audio and video frames.
 #[unsafe(no_mangle)]
 pub extern "C" fn rmw_clock_us() -> u64 {
     crate::media::monotonic_us()

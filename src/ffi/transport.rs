@@ -151,6 +151,17 @@ pub unsafe extern "C" fn rmw_transport_stats_json(transport: rmw_transport_t, bu
         if let Some(tracks) = v.get_mut("audio_tracks").and_then(|a| a.as_array_mut()) {
             tracks.iter_mut().for_each(super::audio::name_track_by_handle);
         }
+        if let Some(tracks) = v.get_mut("video_tracks").and_then(|a| a.as_array_mut()) {
+            tracks.iter_mut().for_each(super::video::name_track_by_handle);
+        }
+        if let Some(peers) = v.get_mut("peer_media").and_then(|a| a.as_array_mut()) {
+            for p in peers {
+                match p.get("kind").and_then(|k| k.as_str()) {
+                    Some("audio") => super::audio::name_track_by_handle(p),
+                    _ => super::video::name_track_by_handle(p),
+                }
+            }
+        }
         unsafe { write_string(&v.to_string(), buf, len) }
     })
 }

@@ -26,3 +26,18 @@ pub enum TrackTarget {
     Session(String),
     All,
 }
+
+/// The peer's view of our stream, from its RTCP.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Feedback {
+    /// Round-trip time from its last receiver report (None until one refers to our SR).
+    pub rtt_ms: Option<f64>,
+    /// Share of our packets lost since its previous report (0..=1), and in total.
+    pub fraction_lost: f64,
+    pub packets_lost: u32,
+    /// Interarrival jitter it measured, in milliseconds.
+    pub jitter_ms: f64,
+    pub nacks_received: u64,
+    pub plis_received: u64,
+    pub firs_received: u64,
+}

@@ -4,6 +4,14 @@
 //! expect of one SSRC. Frames are encoded once per track and numbered once per peer.
 
 use bytes::Bytes;
+use super::Feedback;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::reception_report::ReceptionReport;
+use webrtc::rtcp::sender_report::SenderReport;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use webrtc::rtp::header::Header;
@@ -40,7 +48,10 @@ pub(crate) struct PeerSender {
     numbering: Mutex<Numbering>,
     /// Set by the peer's PLI/FIR (video): the next frame to it must be a keyframe.
     pub keyframe_wanted: AtomicBool,
+    /// What the peer's RTCP says about our stream.
+    pub feedback: Mutex<Feedback>,
 }
+
 
 struct Numbering {
     seq: u16,
@@ -57,7 +68,7 @@ impl PeerSender {
     pub fn new(rtp: Arc<TrackLocalStaticRTP>) -> PeerSender {
         // Random starting points (RFC 3550 §5.1).
         let numbering = Numbering { seq: random_u32() as u16, next_ts: random_u32(), track: None, offset: 0, expected: 0 };
-        PeerSender { rtp: Mutex::new(rtp), numbering: Mutex::new(numbering), keyframe_wanted: AtomicBool::new(false) }
+        PeerSender { rtp: Mutex::new(rtp), numbering: Mutex::new(numbering), keyframe_wanted: AtomicBool::new(false), feedback: Mutex::default() }
     }
 
     /// The codec (mime type) this sender's RTP track is bound with.
@@ -116,6 +127,56 @@ impl PeerSender {
         }
         sent
     }
+}
+
+/// Reads the RTCP the peer sends about this sender until the connection ends: PLI/FIR ask
+/// for a keyframe; receiver reports give RTT, loss and jitter; NACKs are counted (webrtc-rs's
+/// responder resends the packets). Someone must read it anyway: interceptors see only RTCP
+/// that is read.
+pub(crate) fn spawn_feedback_reader(rtp_sender: Arc<RTCRtpSender>, sender: std::sync::Weak<PeerSender>, clock_rate: u32) {
+    tokio::spawn(async move {
+        while let Ok((packets, _)) = rtp_sender.read_rtcp().await {
+            let Some(s) = sender.upgrade() else { return };
+            let mut fb = s.feedback.lock().unwrap();
+            for p in &packets {
+                let any = p.as_any();
+                if any.downcast_ref::<PictureLossIndication>().is_some() {
+                    fb.plis_received += 1;
+                    s.keyframe_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+                } else if any.downcast_ref::<FullIntraRequest>().is_some() {
+                    fb.firs_received += 1;
+                    s.keyframe_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+                } else if let Some(n) = any.downcast_ref::<TransportLayerNack>() {
+                    fb.nacks_received += n.nacks.len() as u64;
+                } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                    rr.reports.iter().for_each(|r| apply_report(&mut fb, r, clock_rate));
+                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                    sr.reports.iter().for_each(|r| apply_report(&mut fb, r, clock_rate));
+                }
+            }
+        }
+    });
+}
+
+fn apply_report(fb: &mut Feedback, r: &ReceptionReport, clock_rate: u32) {
+    fb.fraction_lost = r.fraction_lost as f64 / 256.0;
+    fb.packets_lost = r.total_lost;
+    fb.jitter_ms = r.jitter as f64 * 1000.0 / clock_rate.max(1) as f64;
+    if r.last_sender_report != 0 {
+        // RFC 3550 §6.4.1: RTT = now - LSR - DLSR, all in 1/65536 s (middle 32 bits of NTP).
+        let rtt = ntp_middle_32().wrapping_sub(r.last_sender_report).wrapping_sub(r.delay);
+        if rtt < 65_536 * 10 {
+            fb.rtt_ms = Some(rtt as f64 * 1000.0 / 65_536.0);
+        }
+    }
+}
+
+/// The middle 32 bits of the current NTP time (16.16 fixed point seconds).
+fn ntp_middle_32() -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() + 2_208_988_800;
+    let frac = ((now.subsec_nanos() as u64) << 32) / 1_000_000_000;
+    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
 }
 
 pub(crate) fn random_u32() -> u32 {

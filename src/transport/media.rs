@@ -31,6 +31,19 @@ const TARGET: &str = "rmw::transport";
 pub type AudioHandler = Handler<AudioFrame>;
 pub type VideoHandler = Handler<VideoFrame>;
 
+/// Our sender of one kind to one peer, as the peer reports on it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PeerMediaStats {
+    pub peer_id: String,
+    pub kind: &'static str,
+    /// The codec negotiated with this peer ("opus", "vp8", "vp9").
+    pub codec: String,
+    /// The track sending to this peer now, if any (core id).
+    pub track: Option<u64>,
+    #[serde(flatten)]
+    pub feedback: crate::media::Feedback,
+}
+
 /// One kind's sender to a peer and the track holding it.
 #[derive(Default)]
 pub(super) struct Slot {
@@ -243,6 +256,22 @@ impl Transport {
 
     // --- stats ---------------------------------------------------------------------------
 
+    /// What each peer's RTCP says about our audio and video to it.
+    pub(super) fn peer_media_stats(st: &State) -> Vec<PeerMediaStats> {
+        let mut v = Vec::new();
+        for (id, p) in &st.peers {
+            for (kind, slot) in [(MediaKind::Audio, &p.media.audio), (MediaKind::Video, &p.media.video)] {
+                if let Some(s) = &slot.out {
+                    let codec = s.mime_type().to_ascii_lowercase();
+                    let codec = codec.rsplit('/').next().unwrap_or_default().to_string();
+                    v.push(PeerMediaStats { peer_id: id.clone(), kind: kind.as_str(), codec, track: slot.owner, feedback: s.feedback.lock().unwrap().clone() });
+                }
+            }
+        }
+        v.sort_by(|a, b| (&a.peer_id, a.kind).cmp(&(&b.peer_id, b.kind)));
+        v
+    }
+
     pub(super) fn media_stats(st: &State) -> (Vec<AudioSendStats>, Vec<AudioReceiveStats>, Vec<VideoSendStats>, Vec<VideoReceiveStats>) {
         let mut a: Vec<AudioSendStats> = st.tracks.audio.values().map(|t| t.stats()).collect();
         a.sort_by_key(|s| s.track);
@@ -262,7 +291,7 @@ impl Inner {
     pub(super) async fn add_senders(&self, pc: &Arc<webrtc::peer_connection::RTCPeerConnection>) -> Result<PeerMedia> {
         let mut m = PeerMedia::default();
         if self.cfg.enable_audio {
-            m.audio.out = Some(Arc::new(PeerSender::new(peer::add_audio_sender(pc, &self.local_id).await?)));
+            m.audio.out = Some(peer::add_audio_sender(pc, &self.local_id).await?);
         }
         if self.cfg.enable_video {
             let (sender, rtp_sender) = peer::add_video_sender(pc, &self.local_id, self.cfg.preferred_video_codec()).await?;

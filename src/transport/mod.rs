@@ -41,7 +41,7 @@ static NEXT_PC_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 mod media;
 
-pub use media::{AudioHandler, VideoHandler};
+pub use media::{AudioHandler, PeerMediaStats, VideoHandler};
 pub type EventHandler = Handler<Event>;
 
 /// Where a broadcast goes.
@@ -61,7 +61,7 @@ pub struct PeerInfo {
     pub channels: Vec<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransportStats {
     pub peer_id: String,
     pub signaling_connected: bool,
@@ -80,6 +80,8 @@ pub struct TransportStats {
     pub video_frames_dropped: u64,
     pub video_tracks: Vec<VideoSendStats>,
     pub remote_video_tracks: Vec<VideoReceiveStats>,
+    /// Per peer and kind: RTT, loss and jitter the peer reports, NACK/PLI/FIR it sent.
+    pub peer_media: Vec<PeerMediaStats>,
 }
 
 pub struct Transport {
@@ -484,6 +486,7 @@ impl Transport {
             video_frames_dropped: self.inner.video_frames.dropped(),
             video_tracks,
             remote_video_tracks,
+            peer_media: Transport::peer_media_stats(&st),
         }
     }
 

@@ -10,10 +10,10 @@
 //! transport's bounded video queue (oldest dropped). Undecodable input sends a PLI.
 
 mod assemble;
-pub(crate) mod convert;
+pub mod convert;
 pub(crate) mod receive;
 pub(crate) mod send;
-pub(crate) mod vpx;
+pub mod vpx;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -71,8 +71,8 @@ impl VideoSendConfig {
         if !(1..=120).contains(&self.fps) {
             return bad(format!("fps must be 1..=120, got {}", self.fps));
         }
-        if self.speed.is_some_and(|s| !(-16..=16).contains(&s)) {
-            return bad(format!("speed must be -16..=16, got {:?}", self.speed));
+        if let Some(s) = self.speed.filter(|s| !(-16..=16).contains(s)) {
+            return bad(format!("speed must be -16..=16 (or the codec default), got {s}"));
         }
         if !(1..=16).contains(&self.threads) {
             return bad(format!("threads must be 1..=16, got {}", self.threads));
