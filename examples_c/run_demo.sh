@@ -7,8 +7,8 @@
 #    when missing and running as root),
 # 2. builds and installs the library into <repo>/build/prefix (./install.sh; with
 #    --no-build it installs what target/release already holds),
-# 3. compiles examples_c/chat.c (data channel) and examples_c/call.c (audio) with plain cc
-#    through pkg-config and runs them,
+# 3. compiles examples_c/chat.c (data channel), examples_c/call.c (audio) and
+#    examples_c/video_call.c (video) with plain cc through pkg-config and runs them,
 # 4. builds the same examples with CMake (find_package(RemoteMediaWebRTC)) and runs them
 #    (skipped with --no-cmake, or when cmake is unavailable).
 # Everything stays on 127.0.0.1.
@@ -25,7 +25,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-cmake) use_cmake=0 ;;
         --no-build) install_args+=(--no-build) ;;
-        -h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run_demo.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -74,10 +74,15 @@ cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/chat.c" -o "$out/chat" \
 step "cc call.c $rmw_flags -lm"
 cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/call.c" -o "$out/call" \
     $rmw_flags -lm -pthread -Wl,-rpath,"$prefix/lib"
+step "cc video_call.c $rmw_flags -lm"
+cc -std=c99 -Wall -Wextra -pedantic -O2 "$here/video_call.c" -o "$out/video_call" \
+    $rmw_flags -lm -pthread -Wl,-rpath,"$prefix/lib"
 step "running $out/chat (two peers chat over a data channel)"
 LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/chat"
 step "running $out/call (alice and bob call each other: Opus audio both ways)"
 LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/call"
+step "running $out/video_call (alice and bob send each other a moving picture: VP8 video both ways)"
+LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/video_call"
 
 # ---- 4. CMake ------------------------------------------------------------------------------
 if [ "$use_cmake" = 1 ]; then
@@ -88,6 +93,8 @@ if [ "$use_cmake" = 1 ]; then
     "$out/cmake/chat"
     step "running $out/cmake/call"
     "$out/cmake/call"
+    step "running $out/cmake/video_call"
+    "$out/cmake/video_call"
 fi
 
 step "demo OK"

@@ -9,6 +9,10 @@
  *   rmw::AudioTrack       owns an outgoing Opus track fed with PCM (freed by the destructor;
  *                         from Transport::add_audio_track)
  *   rmw::AudioFrame       an owned copy of one block of received, decoded audio
+ *   rmw::VideoTrack       owns an outgoing VP8/VP9 track fed with raw frames (freed by the
+ *                         destructor; from Transport::add_video_track)
+ *   rmw::RawVideoFrame    describes a frame to send (I420, NV12, RGBA, BGRA; your pixels)
+ *   rmw::VideoFrame       an owned copy of one received, decoded frame (I420 or RGBA)
  *   rmw::Error            thrown by every failing call: status() and the library's
  *                         rmw_last_error_message() in what()
  *
@@ -18,11 +22,12 @@
  * a string containing a NUL byte is refused with RMW_ERR_INVALID_ARGUMENT.
  *
  * Threads: like the C API, every call may be made from any thread, including from inside
- * the event and audio callbacks (destroying the Transport from its own callback included).
- * The usual C++ rule applies to the wrapper objects themselves: do not move, assign or
- * destroy an object while another thread is using it, and do not call set_callback() or
- * set_audio_callback() concurrently with itself. AudioTrack::send() may be called from any
- * thread (e.g. a sound card's callback) while other threads use the same track.
+ * the event, audio and video callbacks (destroying the Transport from its own callback
+ * included). The usual C++ rule applies to the wrapper objects themselves: do not move, assign
+ * or destroy an object while another thread is using it, and do not call set_callback(),
+ * set_audio_callback() or set_video_callback() concurrently with itself. AudioTrack::send()
+ * and VideoTrack::send() may be called from any thread (e.g. a sound card's or a camera's
+ * callback) while other threads use the same track.
  *
  * Build: c++ -std=c++17 app.cpp $(pkg-config --cflags --libs remotemedia_webrtc) -pthread
  */
@@ -31,6 +36,7 @@
 
 #include "remotemedia_webrtc.h"
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -296,7 +302,7 @@ struct Event {
     bool binary = false;
     std::string message;
     /// TrackAdded / TrackRemoved: the remote track, its kind, and (TrackAdded) its codec
-    /// ("opus"), RTP clock rate and channels as negotiated.
+    /// ("opus", "vp8", "vp9"), RTP clock rate (48000, 90000) and channels as negotiated.
     std::string track_id;
     MediaKind media_kind = MediaKind::None;
     std::string codec;
@@ -539,8 +545,283 @@ struct AudioFrame {
     }
 };
 
-/// Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame::arrival_us.
+/// Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame::arrival_us and VideoFrame::arrival_us.
 inline uint64_t clock_us() noexcept { return rmw_clock_us(); }
+
+/* ---- video ------------------------------------------------------------------------------- */
+
+/// Pixel layout of frames you send (RawVideoFrame::format).
+enum class PixelFormat : int32_t {
+    I420 = RMW_PIXEL_I420, ///< planes Y, U, V; U and V are (width + 1) / 2 x (height + 1) / 2
+    NV12 = RMW_PIXEL_NV12, ///< planes Y, interleaved UV
+    RGBA = RMW_PIXEL_RGBA, ///< one plane, bytes R, G, B, A in memory
+    BGRA = RMW_PIXEL_BGRA, ///< one plane, bytes B, G, R, A in memory
+};
+
+/// Layout of received frames (`video_output_format` of the transport).
+enum class VideoFormat : int {
+    I420 = RMW_VIDEO_I420, ///< planes Y, U, V (the default)
+    RGBA = RMW_VIDEO_RGBA, ///< one plane, bytes R, G, B, A
+};
+
+/// How an outgoing video track encodes: the C struct, starting from the library's defaults
+/// (rmw_video_track_config_default(): 1500 kbit/s, 30 fps, a keyframe at least every 3000
+/// frames, the codec's real-time speed, one encoder thread). Set the fields you need:
+/// `cfg.bitrate_kbps = 800;`.
+struct VideoTrackConfig : rmw_video_track_config_t {
+    VideoTrackConfig() noexcept : rmw_video_track_config_t(rmw_video_track_config_default()) {}
+};
+
+/// A frame to send: the C struct, pointing at your pixels (not owned; VideoTrack::send copies
+/// them before it returns). The factories fill in every field, each plane's size being
+/// `stride * rows`; a stride of 0 means rows packed tightly.
+struct RawVideoFrame : rmw_raw_video_frame_t {
+    /// All zero (no format, no planes).
+    RawVideoFrame() noexcept : rmw_raw_video_frame_t() {}
+
+    /// I420 from three planes.
+    static RawVideoFrame i420(const uint8_t *y, const uint8_t *u, const uint8_t *v, uint32_t width, uint32_t height,
+                              uint32_t stride_y = 0, uint32_t stride_u = 0, uint32_t stride_v = 0) noexcept {
+        RawVideoFrame f;
+        f.set(PixelFormat::I420, width, height);
+        f.plane(0, y, stride_y != 0 ? stride_y : width, height);
+        f.plane(1, u, stride_u != 0 ? stride_u : half(width), half(height));
+        f.plane(2, v, stride_v != 0 ? stride_v : half(width), half(height));
+        return f;
+    }
+    /// Tight I420 in one buffer: Y, then U, then V. It spans i420_size(width, height) bytes.
+    static RawVideoFrame i420(const uint8_t *data, uint32_t width, uint32_t height) noexcept {
+        if (data == nullptr) /* NULL planes: the library refuses the frame */
+            return i420(nullptr, nullptr, nullptr, width, height);
+        const size_t y = static_cast<size_t>(width) * height, c = static_cast<size_t>(half(width)) * half(height);
+        return i420(data, data + y, data + y + c, width, height);
+    }
+    /// Bytes of a tight I420 frame of this size.
+    static size_t i420_size(uint32_t width, uint32_t height) noexcept {
+        return static_cast<size_t>(width) * height + 2 * static_cast<size_t>(half(width)) * half(height);
+    }
+    /// NV12 from a Y plane and an interleaved UV plane (rows of 2 * ((width + 1) / 2) bytes).
+    static RawVideoFrame nv12(const uint8_t *y, const uint8_t *uv, uint32_t width, uint32_t height,
+                              uint32_t stride_y = 0, uint32_t stride_uv = 0) noexcept {
+        RawVideoFrame f;
+        f.set(PixelFormat::NV12, width, height);
+        f.plane(0, y, stride_y != 0 ? stride_y : width, height);
+        f.plane(1, uv, stride_uv != 0 ? stride_uv : 2 * half(width), half(height));
+        return f;
+    }
+    /// One plane of R, G, B, A bytes; `stride` in bytes (0: 4 * width).
+    static RawVideoFrame rgba(const void *pixels, uint32_t width, uint32_t height, uint32_t stride = 0) noexcept {
+        return packed(PixelFormat::RGBA, pixels, width, height, stride);
+    }
+    /// One plane of B, G, R, A bytes; `stride` in bytes (0: 4 * width).
+    static RawVideoFrame bgra(const void *pixels, uint32_t width, uint32_t height, uint32_t stride = 0) noexcept {
+        return packed(PixelFormat::BGRA, pixels, width, height, stride);
+    }
+
+private:
+    static uint32_t half(uint32_t n) noexcept { return n / 2 + (n & 1u); }
+    void set(PixelFormat f, uint32_t w, uint32_t h) noexcept {
+        format = static_cast<int32_t>(f);
+        width = w;
+        height = h;
+    }
+    void plane(size_t i, const uint8_t *p, uint32_t stride, uint32_t rows) noexcept {
+        planes[i] = p;
+        strides[i] = stride;
+        sizes[i] = static_cast<size_t>(stride) * rows;
+    }
+    static RawVideoFrame packed(PixelFormat fmt, const void *pixels, uint32_t w, uint32_t h, uint32_t stride) noexcept {
+        RawVideoFrame f;
+        f.set(fmt, w, h);
+        f.plane(0, static_cast<const uint8_t *>(pixels), stride != 0 ? stride : 4 * w, h);
+        return f;
+    }
+};
+
+namespace detail {
+
+/// True for contiguous containers of plain values (std::vector<uint8_t>, std::vector<uint32_t>,
+/// std::array, C arrays): the pixel buffers VideoTrack's send_* take whole, size-checked.
+template <class Pixels, class = void>
+struct is_pixel_buffer : std::false_type {};
+template <class Pixels>
+struct is_pixel_buffer<Pixels, std::void_t<pcm_element_t<Pixels>, decltype(std::size(std::declval<const Pixels &>()))>>
+    : std::bool_constant<std::is_trivially_copyable_v<pcm_element_t<Pixels>> && !std::is_pointer_v<pcm_element_t<Pixels>> &&
+                         !std::is_void_v<pcm_element_t<Pixels>>> {};
+
+template <class Pixels>
+size_t byte_size(const Pixels &p) noexcept {
+    return std::size(p) * sizeof(pcm_element_t<Pixels>);
+}
+
+inline void require_bytes(size_t have, size_t need, const char *what) {
+    if (have < need)
+        throw Error(RMW_ERR_INVALID_ARGUMENT, std::string(what) + ": the buffer holds " + std::to_string(have) +
+                                                  " bytes, the frame needs " + std::to_string(need) +
+                                                  " [RMW_ERR_INVALID_ARGUMENT]");
+}
+
+} // namespace detail
+
+/// An outgoing VP8/VP9 track of a transport (Transport::add_video_track). Move-only; the
+/// destructor frees the track (a frame not yet encoded is still sent). Freeing the Transport
+/// first is fine: the track then becomes invalid and its destructor does nothing.
+///
+/// send() copies the frame and returns without waiting for the encoder, which runs on a thread
+/// of its own: if it has not taken the previous frame yet, that one is dropped (the newest frame
+/// wins; counted as frames_dropped). The size may change from one frame to the next. Bad frames
+/// (width 0, planes smaller than stride * rows, ...) throw rmw::Error(RMW_ERR_INVALID_ARGUMENT).
+class VideoTrack {
+public:
+    VideoTrack() noexcept = default;
+    VideoTrack(const VideoTrack &) = delete;
+    VideoTrack &operator=(const VideoTrack &) = delete;
+    VideoTrack(VideoTrack &&o) noexcept : handle_(std::exchange(o.handle_, 0)) {}
+    VideoTrack &operator=(VideoTrack &&o) noexcept {
+        if (this != &o) {
+            reset();
+            handle_ = std::exchange(o.handle_, 0);
+        }
+        return *this;
+    }
+    ~VideoTrack() { reset(); }
+
+    rmw_video_track_t handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != 0; }
+
+    /// Sends a frame described by RawVideoFrame (or the C struct filled in by hand).
+    void send(const RawVideoFrame &frame) const { send(static_cast<const rmw_raw_video_frame_t &>(frame)); }
+    void send(const rmw_raw_video_frame_t &frame) const {
+        detail::check(rmw_video_track_send(handle_, &frame), "rmw_video_track_send");
+    }
+
+    /// I420 from three planes (strides 0: tight rows).
+    void send_i420(const uint8_t *y, const uint8_t *u, const uint8_t *v, uint32_t width, uint32_t height,
+                   uint32_t stride_y = 0, uint32_t stride_u = 0, uint32_t stride_v = 0) const {
+        send(RawVideoFrame::i420(y, u, v, width, height, stride_y, stride_u, stride_v));
+    }
+    /// Tight I420 in one buffer (Y, U, V back to back: RawVideoFrame::i420_size bytes).
+    void send_i420(const uint8_t *data, uint32_t width, uint32_t height) const {
+        send(RawVideoFrame::i420(data, width, height));
+    }
+    /// Tight I420 from a container (std::vector<uint8_t>, ...): its size is checked first.
+    template <class Pixels, std::enable_if_t<detail::is_pixel_buffer<Pixels>::value, int> = 0>
+    void send_i420(const Pixels &tight, uint32_t width, uint32_t height) const {
+        detail::require_bytes(detail::byte_size(tight), RawVideoFrame::i420_size(width, height), "rmw::VideoTrack::send_i420");
+        send_i420(reinterpret_cast<const uint8_t *>(std::data(tight)), width, height);
+    }
+
+    /// R, G, B, A bytes, `stride` bytes a row (0: 4 * width), e.g. a texture read back from a GPU.
+    void send_rgba(const void *pixels, uint32_t width, uint32_t height, uint32_t stride = 0) const {
+        send(RawVideoFrame::rgba(pixels, width, height, stride));
+    }
+    /// As send_rgba(), from a container: its size is checked first.
+    template <class Pixels, std::enable_if_t<detail::is_pixel_buffer<Pixels>::value, int> = 0>
+    void send_rgba(const Pixels &pixels, uint32_t width, uint32_t height, uint32_t stride = 0) const {
+        const RawVideoFrame f = RawVideoFrame::rgba(std::data(pixels), width, height, stride);
+        detail::require_bytes(detail::byte_size(pixels), f.sizes[0], "rmw::VideoTrack::send_rgba");
+        send(f);
+    }
+    /// B, G, R, A bytes, `stride` bytes a row (0: 4 * width).
+    void send_bgra(const void *pixels, uint32_t width, uint32_t height, uint32_t stride = 0) const {
+        send(RawVideoFrame::bgra(pixels, width, height, stride));
+    }
+
+    /// Re-aims the track.
+    void set_target(const Target &target) const {
+        const std::string id = detail::c_string(target.id, "rmw_video_track_set_target");
+        detail::check(rmw_video_track_set_target(handle_, static_cast<int32_t>(target.kind), detail::opt_c_str(id)),
+                      "rmw_video_track_set_target");
+    }
+    /// The target bitrate (30..=50000 kbit/s) from the next frame on.
+    void set_bitrate(uint32_t kbps) const {
+        detail::check(rmw_video_track_set_bitrate(handle_, kbps), "rmw_video_track_set_bitrate");
+    }
+    /// The next frame sent is encoded as a keyframe.
+    void request_keyframe() const {
+        detail::check(rmw_video_track_request_keyframe(handle_), "rmw_video_track_request_keyframe");
+    }
+    /// Counters as JSON: frames_in, frames_dropped, frames_encoded, keyframes_encoded,
+    /// keyframes_requested, packets_sent, bytes_sent, target_bitrate_kbps, width, height, peers.
+    std::string stats_json() const {
+        const rmw_video_track_t h = handle_;
+        return detail::query_string([h](char *buf, size_t *len) { return rmw_video_track_stats_json(h, buf, len); },
+                                    "rmw_video_track_stats_json");
+    }
+    /// Frees the track now, reporting errors (the destructor ignores them). No-op when empty.
+    void close() { detail::check(rmw_video_track_free(std::exchange(handle_, 0)), "rmw_video_track_free"); }
+
+private:
+    friend class Transport;
+    explicit VideoTrack(rmw_video_track_t handle) noexcept : handle_(handle) {}
+    void reset() noexcept {
+        if (handle_ != 0)
+            (void)rmw_video_track_free(std::exchange(handle_, 0));
+    }
+
+    rmw_video_track_t handle_ = 0;
+};
+
+/// An owned copy of one decoded frame from a remote track (Transport::poll_video, or
+/// VideoFrame::from_c inside a video callback). The planes are copied row by row and packed:
+/// I420 has Y (width x height), U and V ((width + 1) / 2 x (height + 1) / 2); RGBA has only
+/// planes[0], 4 * width bytes a row. strides[i] is the row size of plane i.
+struct VideoFrame {
+    std::string peer_id;
+    std::string track_id;
+    std::string codec; ///< "vp8" or "vp9"
+    uint32_t width = 0;
+    uint32_t height = 0;
+    VideoFormat format = VideoFormat::I420;
+    std::array<std::vector<uint8_t>, 3> planes{};
+    std::array<uint32_t, 3> strides{};
+    uint32_t rtp_timestamp = 0; ///< RTP timestamp (90 kHz clock)
+    uint64_t arrival_us = 0;    ///< arrival of its last packet, microseconds of CLOCK_MONOTONIC (rmw::clock_us())
+    bool keyframe = false;
+
+    /// Row `y` of plane `p` (nullptr outside the frame).
+    const uint8_t *row(size_t p, uint32_t y) const noexcept {
+        if (p >= planes.size() || static_cast<size_t>(y) * strides[p] >= planes[p].size())
+            return nullptr;
+        return planes[p].data() + static_cast<size_t>(y) * strides[p];
+    }
+
+    static VideoFrame from_c(const rmw_video_frame_t &f) {
+        VideoFrame v;
+        if (f.peer_id != nullptr)
+            v.peer_id = f.peer_id;
+        if (f.track_id != nullptr)
+            v.track_id = f.track_id;
+        if (f.codec != nullptr)
+            v.codec = f.codec;
+        v.width = f.width;
+        v.height = f.height;
+        v.format = static_cast<VideoFormat>(f.format);
+        v.rtp_timestamp = f.rtp_timestamp;
+        v.arrival_us = f.arrival_us;
+        v.keyframe = f.keyframe;
+        const uint32_t cw = f.width / 2 + (f.width & 1u), ch = f.height / 2 + (f.height & 1u);
+        if (v.format == VideoFormat::RGBA) {
+            v.copy_plane(0, f, 4 * f.width, f.height);
+        } else {
+            v.copy_plane(0, f, f.width, f.height);
+            v.copy_plane(1, f, cw, ch);
+            v.copy_plane(2, f, cw, ch);
+        }
+        return v;
+    }
+
+private:
+    void copy_plane(size_t p, const rmw_video_frame_t &f, uint32_t row_bytes, uint32_t rows) {
+        if (f.planes[p] == nullptr || f.strides[p] < row_bytes)
+            return;
+        planes[p].resize(static_cast<size_t>(row_bytes) * rows);
+        for (uint32_t r = 0; r < rows; ++r)
+            std::memcpy(planes[p].data() + static_cast<size_t>(r) * row_bytes,
+                        f.planes[p] + static_cast<size_t>(r) * f.strides[p], row_bytes);
+        strides[p] = row_bytes;
+    }
+};
 
 /* ---- signaling server -------------------------------------------------------------------- */
 
@@ -615,6 +896,16 @@ struct Config {
     std::optional<uint32_t> audio_output_sample_rate{};
     std::optional<uint32_t> audio_output_channels{};
     std::string audio_output_format{};
+    /* Video. Every connection carries a two-way video track; video_codec ("vp8" | "vp9") is
+     * offered first and used when the peer accepts it. Received frames come as
+     * video_output_format ("i420" | "rgba"); at most video_queue_capacity (default 8) wait to be
+     * polled (the oldest is dropped); a missing packet is waited for video_max_delay_ms (200). */
+    std::optional<bool> enable_video{};    // default true
+    std::string video_codec{};
+    std::string video_output_format{};
+    std::optional<uint32_t> video_queue_capacity{};
+    std::optional<uint32_t> video_max_delay_ms{};
+    std::optional<uint32_t> simulate_loss_percent{}; // testing: drop this % of incoming RTP (0..=50)
 
     std::string to_json() const {
         std::string j = "{";
@@ -674,6 +965,30 @@ struct Config {
             key("audio_output_format");
             detail::append_json_string(j, audio_output_format);
         }
+        if (enable_video) {
+            key("enable_video");
+            j += *enable_video ? "true" : "false";
+        }
+        if (!video_codec.empty()) {
+            key("video_codec");
+            detail::append_json_string(j, video_codec);
+        }
+        if (!video_output_format.empty()) {
+            key("video_output_format");
+            detail::append_json_string(j, video_output_format);
+        }
+        if (video_queue_capacity) {
+            key("video_queue_capacity");
+            j += std::to_string(*video_queue_capacity);
+        }
+        if (video_max_delay_ms) {
+            key("video_max_delay_ms");
+            j += std::to_string(*video_max_delay_ms);
+        }
+        if (simulate_loss_percent) {
+            key("simulate_loss_percent");
+            j += std::to_string(*simulate_loss_percent);
+        }
         if (!extra_json.empty()) {
             if (j.size() > 1)
                 j += ',';
@@ -685,13 +1000,17 @@ struct Config {
 };
 
 /// One identity on a signaling server and its peer connections. Move-only; the destructor
-/// frees the transport (closing its peers, channels and audio tracks) and then the callbacks.
+/// frees the transport (closing its peers, channels, audio and video tracks) and then the
+/// callbacks.
 class Transport {
 public:
     using Callback = std::function<void(const Event &)>;
     /// Receives the C frame itself: valid until the callback returns (copy what you keep,
     /// e.g. with AudioFrame::from_c).
     using AudioCallback = std::function<void(const rmw_audio_frame_t &)>;
+    /// Receives the C frame itself: valid until the callback returns (copy what you keep,
+    /// e.g. with VideoFrame::from_c).
+    using VideoCallback = std::function<void(const rmw_video_frame_t &)>;
 
     /// No transport (like a moved-from one).
     Transport() noexcept = default;
@@ -706,9 +1025,10 @@ public:
     Transport &operator=(const Transport &) = delete;
     Transport(Transport &&o) noexcept
         : handle_(std::exchange(o.handle_, 0)), callbacks_(std::move(o.callbacks_)),
-          audio_callbacks_(std::move(o.audio_callbacks_)) {
+          audio_callbacks_(std::move(o.audio_callbacks_)), video_callbacks_(std::move(o.video_callbacks_)) {
         o.callbacks_.clear();
         o.audio_callbacks_.clear();
+        o.video_callbacks_.clear();
     }
     Transport &operator=(Transport &&o) noexcept {
         if (this != &o) {
@@ -716,8 +1036,10 @@ public:
             handle_ = std::exchange(o.handle_, 0);
             callbacks_ = std::move(o.callbacks_);
             audio_callbacks_ = std::move(o.audio_callbacks_);
+            video_callbacks_ = std::move(o.video_callbacks_);
             o.callbacks_.clear();
             o.audio_callbacks_.clear();
+            o.video_callbacks_.clear();
         }
         return *this;
     }
@@ -944,6 +1266,54 @@ public:
         audio_callbacks_.push_back(std::move(box)); /* kept until the transport is freed, as above */
     }
 
+    /* -- video -- */
+
+    /// A new outgoing video track sending to `target` (needs enable_video, the default). Each
+    /// peer gets the codec negotiated with it (VP8 or VP9). A peer carries one outgoing video
+    /// track at a time: a second track aimed at it skips it.
+    VideoTrack add_video_track(const Target &target, const VideoTrackConfig &config = VideoTrackConfig()) const {
+        const std::string id = detail::c_string(target.id, "rmw_video_track_new");
+        rmw_video_track_t out = 0;
+        detail::check(rmw_video_track_new(handle_, &config, static_cast<int32_t>(target.kind), detail::opt_c_str(id), &out),
+                      "rmw_video_track_new");
+        return VideoTrack(out);
+    }
+
+    /// Waits up to `timeout` (negative: until a frame comes or the transport is freed) for the
+    /// next decoded video frame of any remote track; std::nullopt when none came. At most
+    /// video_queue_capacity frames wait (the oldest is dropped): poll often. Do not poll while a
+    /// video callback is set.
+    std::optional<VideoFrame> poll_video(std::chrono::milliseconds timeout) const {
+        struct Guard {
+            rmw_video_frame_t frame;
+            ~Guard() { rmw_video_frame_release(&frame); }
+        } g;
+        std::memset(&g.frame, 0, sizeof g.frame);
+        const rmw_status_t st = rmw_transport_poll_video(handle_, &g.frame, detail::to_timeout_ms(timeout));
+        if (st == RMW_ERR_TIMEOUT)
+            return std::nullopt;
+        detail::check(st, "rmw_transport_poll_video");
+        return VideoFrame::from_c(g.frame);
+    }
+
+    /// Delivers every decoded video frame to `callback` on the transport's video thread (not
+    /// the event or audio thread); an empty function goes back to polling. Same rules as
+    /// set_callback(): return quickly, exceptions are caught and reported on stderr, any method
+    /// may be called from it, destroying the Transport included.
+    void set_video_callback(VideoCallback callback) {
+        if (!callback) {
+            detail::check(rmw_transport_set_video_callback(handle_, nullptr, nullptr),
+                          "rmw_transport_set_video_callback");
+            return;
+        }
+        auto box = std::make_unique<VideoBox>();
+        box->fn = std::move(callback);
+        video_callbacks_.reserve(video_callbacks_.size() + 1);
+        detail::check(rmw_transport_set_video_callback(handle_, &Transport::video_trampoline, box.get()),
+                      "rmw_transport_set_video_callback");
+        video_callbacks_.push_back(std::move(box)); /* kept until the transport is freed, as above */
+    }
+
 private:
     template <class Fn>
     struct CallbackBox {
@@ -958,6 +1328,7 @@ private:
     };
     using Box = CallbackBox<Callback>;
     using AudioBox = CallbackBox<AudioCallback>;
+    using VideoBox = CallbackBox<VideoCallback>;
 
     template <class B, class Arg>
     static void invoke(B *box, const Arg &arg, const char *what) noexcept {
@@ -988,6 +1359,10 @@ private:
         invoke(static_cast<AudioBox *>(user_data), *frame, "audio");
     }
 
+    static void video_trampoline(const rmw_video_frame_t *frame, void *user_data) noexcept {
+        invoke(static_cast<VideoBox *>(user_data), *frame, "video");
+    }
+
     template <class B>
     static void release(std::vector<std::unique_ptr<B>> &boxes) noexcept {
         /* After rmw_transport_free no callback starts, and none runs unless we are inside
@@ -1004,6 +1379,7 @@ private:
     void release_callbacks() noexcept {
         release(callbacks_);
         release(audio_callbacks_);
+        release(video_callbacks_);
     }
 
     void reset() noexcept {
@@ -1015,6 +1391,7 @@ private:
     rmw_transport_t handle_ = 0;
     std::vector<std::unique_ptr<Box>> callbacks_;
     std::vector<std::unique_ptr<AudioBox>> audio_callbacks_;
+    std::vector<std::unique_ptr<VideoBox>> video_callbacks_;
 };
 
 /* ---- library-wide ------------------------------------------------------------------------ */

@@ -3,12 +3,16 @@
 //! target/<profile>/deps/, else target/<profile>/; run with `cargo test --release`).
 //!
 //! - `wrapper_test_passes`: tests/cpp/wrapper_test.cpp (two peers over loopback, polling and
-//!   callback, errors as rmw::Error, move semantics, destroying a transport in its callback).
+//!   callback, errors as rmw::Error, move semantics, destroying a transport in its callback;
+//!   audio, and video both ways with frame numbers and PSNR checked).
 //! - `cpp_chat_example_exchanges_messages`: examples_c/chat.cpp.
 //! - `wrapper_header_is_self_contained`: the .hpp alone, twice, compiles cleanly.
 //! - `wrapper_audio_templates_compile_strictly`: the audio calls (AudioTrack::send of vectors,
 //!   std::array and C arrays, poll_audio, set_audio_callback) instantiate cleanly under the
 //!   strictest warnings.
+//! - `wrapper_video_compiles_strictly`: the video calls (RawVideoFrame factories, VideoTrack::send
+//!   and send_i420 / send_rgba / send_bgra of pointers, vectors, std::array and C arrays,
+//!   poll_video, set_video_callback, VideoFrame) instantiate cleanly under the same warnings.
 //!
 //! Needs `c++` on PATH. Programs are built under target/tmp/cpp_wrapper-<pid>/ with
 //! -std=c++17 -Wall -Wextra -Werror -pedantic, and run with a timeout.
@@ -154,6 +158,61 @@ void use(rmw::Transport &t) {
     assert!(
         out.status.success(),
         "the audio part of include/{LIB}.hpp does not compile cleanly with -Wshadow -Wconversion \
+         -Wsign-conversion -Wold-style-cast:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn wrapper_video_compiles_strictly() {
+    let dir = env().work.join("video_templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("video.cpp");
+    std::fs::write(
+        &src,
+        r#"#include <remotemedia_webrtc.hpp>
+#include <array>
+void use(rmw::Transport &t) {
+    rmw::VideoTrackConfig cfg;
+    cfg.bitrate_kbps = 800;
+    rmw::VideoTrack track = t.add_video_track(rmw::Target::peer("bob"), cfg);
+    std::vector<uint8_t> i420(rmw::RawVideoFrame::i420_size(64, 48));
+    std::vector<uint32_t> rgba(64 * 48);
+    std::array<uint8_t, 4 * 64 * 48> arr{};
+    uint8_t c[4 * 8 * 8] = {};
+    track.send(rmw::RawVideoFrame::i420(i420.data(), 64, 48));
+    track.send(rmw::RawVideoFrame::nv12(i420.data(), i420.data() + 64 * 48, 64, 48));
+    track.send(rmw::RawVideoFrame::bgra(rgba.data(), 64, 48));
+    rmw_raw_video_frame_t raw = rmw::RawVideoFrame::rgba(c, 8, 8);
+    track.send(raw);
+    track.send_i420(i420, 64, 48);
+    track.send_i420(i420.data(), 64, 48);
+    track.send_i420(i420.data(), i420.data() + 64 * 48, i420.data() + 64 * 48 + 32 * 24, 64, 48, 64, 32, 32);
+    track.send_rgba(rgba, 64, 48);
+    track.send_rgba(arr, 64, 48, 256);
+    track.send_rgba(c, 8, 8);
+    track.send_rgba(rgba.data(), 64, 48, 256);
+    track.send_bgra(c, 8, 8, 32);
+    track.set_bitrate(500);
+    track.request_keyframe();
+    track.set_target(rmw::Target::all());
+    (void)track.stats_json();
+    t.set_video_callback([](const rmw_video_frame_t &f) { (void)rmw::VideoFrame::from_c(f).row(0, 0); });
+    if (std::optional<rmw::VideoFrame> f = t.poll_video(std::chrono::milliseconds(10)))
+        (void)f->row(1, 2);
+    rmw::VideoTrack moved = std::move(track);
+    moved.close();
+}
+"#,
+    )
+    .unwrap();
+    let out = cxx(&["-fsyntax-only", "-Wshadow", "-Wconversion", "-Wsign-conversion", "-Wold-style-cast"])
+        .arg(&src)
+        .output()
+        .expect("run c++");
+    assert!(
+        out.status.success(),
+        "the video part of include/{LIB}.hpp does not compile cleanly with -Wshadow -Wconversion \
          -Wsign-conversion -Wold-style-cast:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

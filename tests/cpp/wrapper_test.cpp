@@ -6,7 +6,11 @@
 // status; moved-from objects are empty and their destructors do nothing; a transport can be
 // destroyed from inside its own callback. Audio: rmw::AudioTrack and its errors, and a call
 // (alice 440 Hz, bob 660 Hz) received by polling and by the audio callback, with the tones'
-// frequencies checked; a transport destroyed from inside its audio callback.
+// frequencies checked; a transport destroyed from inside its audio callback. Video:
+// rmw::VideoTrack, RawVideoFrame, VideoFrame and their errors, and a two-way video call (a moving
+// pattern carrying its frame number: I420 one way, RGBA with padded rows the other) received by
+// polling and by the video callback, numbers, order and PSNR checked; a transport destroyed from
+// inside its video callback.
 //
 // Prints "PASS"/"FAIL" lines and "N passed, M failed"; exits 1 on any failure. Run by
 // tests/cpp_wrapper.rs. Build: c++ -std=c++17 -Wall -Wextra -Werror -pedantic ... -pthread
@@ -51,6 +55,22 @@ static_assert(move_only_v<rmw::AudioTrack>, "AudioTrack must be move-only");
 static_assert(std::is_copy_constructible_v<rmw::AudioFrame> && std::is_nothrow_move_constructible_v<rmw::AudioFrame>,
               "AudioFrame is an owned value");
 static_assert(std::is_base_of_v<rmw_audio_track_config_t, rmw::AudioTrackConfig>, "AudioTrackConfig is the C struct");
+static_assert(move_only_v<rmw::VideoTrack>, "VideoTrack must be move-only");
+static_assert(std::is_copy_constructible_v<rmw::VideoFrame> && std::is_nothrow_move_constructible_v<rmw::VideoFrame>,
+              "VideoFrame is an owned value");
+static_assert(std::is_base_of_v<rmw_video_track_config_t, rmw::VideoTrackConfig>, "VideoTrackConfig is the C struct");
+static_assert(std::is_base_of_v<rmw_raw_video_frame_t, rmw::RawVideoFrame> &&
+                  std::is_trivially_copyable_v<rmw::RawVideoFrame>,
+              "RawVideoFrame is the C struct, a plain value");
+// VideoTrack's send_i420 / send_rgba take whole containers of plain values, not pointers.
+static_assert(rmw::detail::is_pixel_buffer<std::vector<uint8_t>>::value &&
+                  rmw::detail::is_pixel_buffer<std::vector<uint32_t>>::value &&
+                  rmw::detail::is_pixel_buffer<std::array<uint8_t, 4>>::value &&
+                  rmw::detail::is_pixel_buffer<uint8_t[8]>::value,
+              "containers of pixels");
+static_assert(!rmw::detail::is_pixel_buffer<const uint8_t *>::value && !rmw::detail::is_pixel_buffer<uint8_t>::value &&
+                  !rmw::detail::is_pixel_buffer<std::vector<std::string>>::value,
+              "other types are not pixel buffers");
 // AudioTrack::send takes whole containers of float or int16_t, nothing else.
 static_assert(rmw::detail::is_pcm<std::vector<float>>::value && rmw::detail::is_pcm<std::vector<int16_t>>::value &&
                   rmw::detail::is_pcm<std::array<float, 4>>::value && rmw::detail::is_pcm<int16_t[8]>::value,
@@ -881,6 +901,434 @@ static void test_audio_exchange() {
     CHECK(a.errors.empty() && b.errors.empty());
 }
 
+// ---- video -----------------------------------------------------------------------------------
+
+// A W x H test pattern, frame n: a luma gradient, a white bar moving 8 px per frame, and n as 16
+// black/white 16 x 32 blocks along the top (bit 0 first). RGBA frames carry it in grey.
+namespace video {
+
+constexpr uint32_t W = 320, H = 240, CW = (W + 1) / 2, CH = (H + 1) / 2, FRAMES = 60, FPS = 30;
+
+static uint8_t luma(uint32_t x, uint32_t y, uint32_t n) {
+    const uint32_t bar = (8 * n) % W;
+    if (y >= 8 && y < 40 && x >= 32 && x < 32 + 16 * 16)
+        return ((n >> ((x - 32) / 16)) & 1) ? 235 : 16;
+    if (x >= bar && x < bar + 32)
+        return 235;
+    return static_cast<uint8_t>(40 + y * 120 / H + x * 30 / W);
+}
+
+static uint8_t grey(uint32_t x, uint32_t y, uint32_t n) { return static_cast<uint8_t>((luma(x, y, n) - 16) * 255 / 219); }
+
+/// Tight I420 (Y, U, V back to back), chroma ramps.
+static std::vector<uint8_t> i420(uint32_t n) {
+    std::vector<uint8_t> f(rmw::RawVideoFrame::i420_size(W, H));
+    for (uint32_t y = 0; y < H; ++y)
+        for (uint32_t x = 0; x < W; ++x)
+            f[y * W + x] = luma(x, y, n);
+    for (uint32_t y = 0; y < CH; ++y)
+        for (uint32_t x = 0; x < CW; ++x) {
+            f[W * H + y * CW + x] = static_cast<uint8_t>(90 + x * 80 / CW);
+            f[W * H + CW * CH + y * CW + x] = static_cast<uint8_t>(90 + y * 80 / CH);
+        }
+    return f;
+}
+
+constexpr uint32_t RGBA_STRIDE = 4 * W + 32; // padded rows
+
+/// RGBA in rows of RGBA_STRIDE bytes (the padding is never read).
+static std::vector<uint8_t> rgba(uint32_t n) {
+    std::vector<uint8_t> f(static_cast<size_t>(RGBA_STRIDE) * H, 0xee);
+    for (uint32_t y = 0; y < H; ++y)
+        for (uint32_t x = 0; x < W; ++x) {
+            uint8_t *p = &f[y * RGBA_STRIDE + 4 * x];
+            p[0] = p[1] = p[2] = grey(x, y, n);
+            p[3] = 255;
+        }
+    return f;
+}
+
+/// The number a received frame carries, or -1 if a block is unreadable.
+static long number(const rmw::VideoFrame &f) {
+    const size_t bpp = f.format == rmw::VideoFormat::RGBA ? 4 : 1;
+    long n = 0;
+    for (uint32_t bit = 0; bit < 16; ++bit) {
+        unsigned sum = 0;
+        for (uint32_t y = 16; y < 32; ++y)
+            for (uint32_t x = 32 + 16 * bit + 4; x < 32 + 16 * bit + 12; ++x)
+                sum += f.row(0, y)[x * bpp];
+        sum /= 128;
+        if (sum > 160)
+            n |= 1L << bit;
+        else if (sum >= 96)
+            return -1;
+    }
+    return n;
+}
+
+/// PSNR (dB) of the frame's luma (I420) or R, G, B (RGBA) against pattern frame `n`.
+static double psnr(const rmw::VideoFrame &f, uint32_t n) {
+    double sq = 0;
+    size_t count = 0;
+    for (uint32_t y = 0; y < H; ++y) {
+        const uint8_t *r = f.row(0, y);
+        for (uint32_t x = 0; x < W; ++x) {
+            if (f.format == rmw::VideoFormat::I420) {
+                const double d = double(r[x]) - luma(x, y, n);
+                sq += d * d;
+                ++count;
+            } else {
+                for (uint32_t k = 0; k < 3; ++k) {
+                    const double d = double(r[4 * x + k]) - grey(x, y, n);
+                    sq += d * d;
+                    ++count;
+                }
+            }
+        }
+    }
+    const double mse = sq / static_cast<double>(count);
+    return mse <= 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 / mse);
+}
+
+} // namespace video
+
+static void test_video_values() {
+    const rmw_video_track_config_t c = rmw_video_track_config_default();
+    const rmw::VideoTrackConfig cfg;
+    CHECK(cfg.bitrate_kbps == c.bitrate_kbps && cfg.fps == c.fps && cfg.keyframe_interval == c.keyframe_interval &&
+          cfg.speed == c.speed && cfg.threads == c.threads && cfg.bitrate_kbps == 1500 && cfg.fps == 30);
+    CHECK(std::string(rmw::to_string(rmw::MediaKind::Video)) == "video");
+
+    // RawVideoFrame: every field, sizes stride * rows, unused planes NULL.
+    uint8_t buf[64] = {};
+    const rmw::RawVideoFrame t = rmw::RawVideoFrame::i420(buf, 5, 3); // odd: chroma 3 x 2
+    CHECK(t.format == RMW_PIXEL_I420 && t.width == 5 && t.height == 3 && t.planes[0] == buf && t.planes[1] == buf + 15 &&
+          t.planes[2] == buf + 21 && t.strides[0] == 5 && t.strides[1] == 3 && t.strides[2] == 3 && t.sizes[0] == 15 &&
+          t.sizes[1] == 6 && t.sizes[2] == 6);
+    CHECK(rmw::RawVideoFrame::i420_size(5, 3) == 27 && rmw::RawVideoFrame::i420_size(320, 240) == 115200);
+    const rmw::RawVideoFrame p = rmw::RawVideoFrame::i420(buf, buf + 1, buf + 2, 4, 4, 8, 6, 7);
+    CHECK(p.strides[0] == 8 && p.strides[1] == 6 && p.strides[2] == 7 && p.sizes[0] == 32 && p.sizes[1] == 12 &&
+          p.sizes[2] == 14);
+    const rmw::RawVideoFrame n = rmw::RawVideoFrame::nv12(buf, buf + 16, 4, 4);
+    CHECK(n.format == RMW_PIXEL_NV12 && n.strides[1] == 4 && n.sizes[1] == 8 && n.planes[2] == nullptr && n.sizes[2] == 0);
+    const rmw::RawVideoFrame r = rmw::RawVideoFrame::rgba(buf, 3, 2);
+    CHECK(r.format == RMW_PIXEL_RGBA && r.strides[0] == 12 && r.sizes[0] == 24 && r.planes[1] == nullptr);
+    const rmw::RawVideoFrame b = rmw::RawVideoFrame::bgra(buf, 3, 2, 16);
+    CHECK(b.format == RMW_PIXEL_BGRA && b.strides[0] == 16 && b.sizes[0] == 32);
+    const rmw::RawVideoFrame zero;
+    CHECK(zero.format == 0 && zero.width == 0 && zero.planes[0] == nullptr && zero.sizes[0] == 0);
+
+    rmw::Config conf;
+    conf.enable_video = true;
+    conf.video_codec = "vp9";
+    conf.video_output_format = "rgba";
+    conf.video_queue_capacity = 16;
+    conf.video_max_delay_ms = 300;
+    conf.simulate_loss_percent = 5;
+    CHECK(conf.to_json() == "{\"enable_video\":true,\"video_codec\":\"vp9\",\"video_output_format\":\"rgba\","
+                            "\"video_queue_capacity\":16,\"video_max_delay_ms\":300,\"simulate_loss_percent\":5}");
+
+    // VideoFrame::from_c copies the planes row by row into packed rows.
+    const uint8_t y[2 * 8] = {1, 2, 3, 0xee, 0xee, 0xee, 0xee, 0xee, 4, 5, 6, 0xee, 0xee, 0xee, 0xee, 0xee};
+    const uint8_t u[4] = {7, 8, 0xee, 0xee}, v[4] = {9, 10, 0xee, 0xee};
+    rmw_video_frame_t cf;
+    std::memset(&cf, 0, sizeof cf);
+    cf.peer_id = "p";
+    cf.track_id = "video";
+    cf.codec = "vp8";
+    cf.width = 3;
+    cf.height = 2;
+    cf.format = RMW_VIDEO_I420;
+    cf.planes[0] = y;
+    cf.planes[1] = u;
+    cf.planes[2] = v;
+    cf.strides[0] = 8;
+    cf.strides[1] = cf.strides[2] = 4;
+    cf.rtp_timestamp = 3000;
+    cf.keyframe = true;
+    const rmw::VideoFrame f = rmw::VideoFrame::from_c(cf);
+    CHECK(f.peer_id == "p" && f.track_id == "video" && f.codec == "vp8" && f.width == 3 && f.height == 2 &&
+          f.format == rmw::VideoFormat::I420 && f.keyframe && f.rtp_timestamp == 3000);
+    CHECK(f.planes[0] == std::vector<uint8_t>({1, 2, 3, 4, 5, 6}) && f.planes[1] == std::vector<uint8_t>({7, 8}) &&
+          f.planes[2] == std::vector<uint8_t>({9, 10}) && f.strides == (std::array<uint32_t, 3>{3, 2, 2}));
+    CHECK(f.row(0, 1) != nullptr && f.row(0, 1)[2] == 6 && f.row(0, 2) == nullptr && f.row(3, 0) == nullptr);
+    const uint8_t px[2 * 12] = {1, 2, 3, 255, 0, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 4, 5, 6, 255, 0, 0, 0, 0, 0xee, 0xee, 0xee, 0xee};
+    cf.width = 1;
+    cf.format = RMW_VIDEO_RGBA;
+    cf.planes[0] = px;
+    cf.planes[1] = cf.planes[2] = nullptr;
+    cf.strides[0] = 12;
+    cf.strides[1] = cf.strides[2] = 0;
+    const rmw::VideoFrame g = rmw::VideoFrame::from_c(cf);
+    CHECK(g.format == rmw::VideoFormat::RGBA && g.planes[0] == std::vector<uint8_t>({1, 2, 3, 255, 4, 5, 6, 255}) &&
+          g.strides[0] == 4 && g.planes[1].empty() && g.planes[2].empty());
+}
+
+static void test_video_errors() {
+    rmw::VideoTrack none;
+    CHECK(!none && none.handle() == 0);
+    const std::vector<uint8_t> frame = video::i420(0);
+    EXPECT_ERROR(none.send_i420(frame, video::W, video::H), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.stats_json(), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.set_bitrate(800), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.request_keyframe(), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(none.set_target(rmw::Target::all()), RMW_ERR_INVALID_HANDLE);
+    none.close(); // empty: no-op
+    rmw::Transport empty;
+    EXPECT_ERROR(empty.add_video_track(rmw::Target::none()), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(empty.poll_video(0ms), RMW_ERR_INVALID_HANDLE);
+    EXPECT_ERROR(empty.set_video_callback([](const rmw_video_frame_t &) {}), RMW_ERR_INVALID_HANDLE);
+
+    rmw::Transport t("{\"signaling_url\":\"ws://127.0.0.1:9\",\"peer_id\":\"video-errors\",\"ice_policy\":\"loopback\"}");
+    rmw::VideoTrackConfig bad;
+    bad.fps = 0;
+    EXPECT_ERROR(t.add_video_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    bad = rmw::VideoTrackConfig();
+    bad.bitrate_kbps = 10;
+    EXPECT_ERROR(t.add_video_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    bad = rmw::VideoTrackConfig();
+    bad.speed = 40;
+    EXPECT_ERROR(t.add_video_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    bad = rmw::VideoTrackConfig();
+    bad.threads = 0;
+    EXPECT_ERROR(t.add_video_track(rmw::Target::none(), bad), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_video_track(rmw::Target{static_cast<rmw::Target::Kind>(42), ""}), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_video_track(rmw::Target::peer(std::string("bo\0b", 4))), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(t.add_video_track(rmw::Target::peer("nobody")), RMW_ERR_NOT_FOUND);
+    CHECK(!t.poll_video(10ms));
+
+    rmw::VideoTrack track = t.add_video_track(rmw::Target::none());
+    CHECK(static_cast<bool>(track));
+    track.send_i420(frame, video::W, video::H);
+    track.send(rmw::RawVideoFrame::i420(frame.data(), video::W, video::H));
+    const std::vector<uint8_t> px = video::rgba(0);
+    track.send_rgba(px, video::W, video::H, video::RGBA_STRIDE);
+    track.send_bgra(px.data(), video::W, video::H, video::RGBA_STRIDE);
+    EXPECT_ERROR(track.send(rmw::RawVideoFrame()), RMW_ERR_INVALID_ARGUMENT);                              // no planes, width 0
+    EXPECT_ERROR(track.send_i420(frame.data(), 0, video::H), RMW_ERR_INVALID_ARGUMENT);                    // width 0
+    EXPECT_ERROR(track.send_i420(static_cast<const uint8_t *>(nullptr), video::W, video::H), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(track.send_rgba(px.data(), video::W, video::H, 4 * video::W - 1), RMW_ERR_INVALID_ARGUMENT); // stride < row
+    rmw::RawVideoFrame shortf = rmw::RawVideoFrame::i420(frame.data(), video::W, video::H);
+    shortf.sizes[2] -= 1;
+    EXPECT_ERROR(track.send(shortf), RMW_ERR_INVALID_ARGUMENT); // V plane one byte short
+    rmw::RawVideoFrame nine = shortf;
+    nine.format = 9;
+    EXPECT_ERROR(track.send(nine), RMW_ERR_INVALID_ARGUMENT);
+    // Containers are size-checked by the wrapper before the library sees them.
+    EXPECT_ERROR(track.send_i420(std::vector<uint8_t>(100), video::W, video::H), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(track.send_rgba(px, video::W, video::H + 1, video::RGBA_STRIDE), RMW_ERR_INVALID_ARGUMENT);
+    track.send_rgba(std::vector<uint32_t>(video::W * video::H, 0xff0000ffu), video::W, video::H); // 32-bit pixels
+    EXPECT_ERROR(track.set_bitrate(10), RMW_ERR_INVALID_ARGUMENT);
+    track.set_bitrate(800);
+    track.request_keyframe();
+    EXPECT_ERROR(track.set_target(rmw::Target::session("no-room")), RMW_ERR_NOT_FOUND);
+    const std::string stats = track.stats_json();
+    CHECK(json_number(stats, "frames_in") == 5 && json_number(stats, "target_bitrate_kbps") == 800);
+
+    // Moves: the source is emptied; assigning over a live track frees it.
+    rmw::VideoTrack second = t.add_video_track(rmw::Target::all());
+    const rmw_video_track_t h1 = track.handle(), h2 = second.handle();
+    rmw::VideoTrack moved(std::move(track));
+    CHECK(!track && moved.handle() == h1);
+    EXPECT_ERROR(track.send_i420(frame, video::W, video::H), RMW_ERR_INVALID_HANDLE);
+    moved = std::move(second);
+    size_t len = 0;
+    CHECK(rmw_video_track_stats_json(h1, nullptr, &len) == RMW_ERR_INVALID_HANDLE);
+    CHECK(moved.handle() == h2 && !second);
+    moved.close();
+    CHECK(!moved && rmw_video_track_stats_json(h2, nullptr, &len) == RMW_ERR_INVALID_HANDLE);
+
+    // A track that outlives its transport: invalid, its destructor is harmless.
+    rmw::VideoTrack orphan = t.add_video_track(rmw::Target::all());
+    orphan.send_i420(frame, video::W, video::H);
+    t.set_video_callback([](const rmw_video_frame_t &) {});
+    t.close(); // with a live video track and a video callback set
+    EXPECT_ERROR(orphan.send_i420(frame, video::W, video::H), RMW_ERR_INVALID_HANDLE);
+}
+
+/// What one side saw, filled by its video callback or by polling.
+struct Seen_video {
+    std::mutex m;
+    std::vector<rmw::VideoFrame> frames;
+    int by_callback = 0;
+
+    void add(rmw::VideoFrame f, bool callback) {
+        std::lock_guard<std::mutex> g(m);
+        by_callback += callback ? 1 : 0;
+        frames.push_back(std::move(f));
+    }
+    size_t count() {
+        std::lock_guard<std::mutex> g(m);
+        return frames.size();
+    }
+};
+
+/// Checks one received stream: shape, numbers in order, most frames, first a keyframe, quality.
+static void check_seen(Seen_video &s, const char *who, const std::string &from, rmw::VideoFormat format,
+                       const std::string &codec) {
+    std::lock_guard<std::mutex> g(s.m);
+    REQUIRE(!s.frames.empty());
+    bool shape = true, ordered = true, readable = true;
+    double worst = 99;
+    long prev = -1;
+    for (const rmw::VideoFrame &f : s.frames) {
+        shape = shape && f.peer_id == from && f.codec == codec && f.format == format && f.width == video::W &&
+                f.height == video::H && !f.track_id.empty();
+        if (!shape)
+            break;
+        const long n = video::number(f);
+        readable = readable && n >= 0 && n < static_cast<long>(video::FRAMES);
+        if (!readable)
+            break;
+        ordered = ordered && n > prev;
+        prev = n;
+        worst = std::min(worst, video::psnr(f, static_cast<uint32_t>(n)));
+    }
+    std::printf("   %s saw %s: %zu of %u frames (%d by callback), numbers %ld..%ld, first %sa keyframe, worst PSNR "
+                "%.1f dB\n",
+                who, from.c_str(), s.frames.size(), video::FRAMES, s.by_callback, video::number(s.frames.front()),
+                video::number(s.frames.back()), s.frames.front().keyframe ? "" : "NOT ", worst);
+    CHECK(shape);
+    CHECK(readable);
+    CHECK(ordered);
+    CHECK(s.frames.size() * 10 >= video::FRAMES * 8);
+    CHECK(s.frames.front().keyframe);
+    report(worst >= 30.0, std::string(who) + " sees at least 30 dB (worst " + std::to_string(worst) + ")", __LINE__);
+}
+
+/// alice and bob send each other the pattern for 2 s: alice I420 from a std::vector
+/// (send_i420), bob RGBA rows with padding (send_rgba). alice polls (output RGBA); bob takes
+/// his frames by callback, then polls. Then bob's Transport is destroyed from inside his video
+/// callback while alice keeps sending.
+static void test_video_exchange() {
+    rmw::SignalingServer server("127.0.0.1:0");
+    rmw::Config ac;
+    ac.signaling_url = server.url();
+    ac.peer_id = "alice";
+    ac.ice_policy = "loopback";
+    ac.video_output_format = "rgba";
+    rmw::Config bc = ac;
+    bc.peer_id = "bob";
+    bc.video_output_format = "";
+    rmw::Transport alice(ac);
+    auto bob = std::make_unique<rmw::Transport>(bc);
+    Seen a, b;
+    REQUIRE(poll_until(alice, a, [](const Seen &s) { return s.discovered.count("bob") > 0; }));
+    alice.connect_peer("bob");
+    REQUIRE(poll_until(alice, a, [](const Seen &s) { return s.opened("data"); }));
+    REQUIRE(poll_until(*bob, b, [](const Seen &s) { return s.opened("data"); }));
+
+    auto seen_by_bob = std::make_shared<Seen_video>();
+    Seen_video seen_by_alice;
+    bob->set_video_callback(
+        [seen_by_bob](const rmw_video_frame_t &f) { seen_by_bob->add(rmw::VideoFrame::from_c(f), true); });
+
+    rmw::VideoTrack to_bob = alice.add_video_track(rmw::Target::peer("bob"));
+    rmw::VideoTrack to_alice = bob->add_video_track(rmw::Target::peer("alice"));
+    std::atomic<bool> done{false};
+    std::string sender_error;
+    std::thread sender([&] {
+        try {
+            const auto start = Clock::now();
+            for (uint32_t n = 0; n < video::FRAMES; ++n) {
+                to_bob.send_i420(video::i420(n), video::W, video::H);
+                to_alice.send_rgba(video::rgba(n), video::W, video::H, video::RGBA_STRIDE);
+                std::this_thread::sleep_until(start + std::chrono::microseconds((n + 1) * 1000000 / video::FPS));
+            }
+        } catch (const std::exception &e) {
+            sender_error = e.what();
+        }
+        done = true;
+    });
+
+    // alice polls; bob's callback takes half, then bob polls too.
+    bool bob_polls = false;
+    auto quiet_since = Clock::now();
+    const auto deadline = Clock::now() + 20s;
+    while (Clock::now() < deadline) {
+        bool got = false;
+        if (auto f = alice.poll_video(20ms)) {
+            seen_by_alice.add(std::move(*f), false);
+            got = true;
+        }
+        if (!bob_polls && seen_by_bob->count() >= video::FRAMES / 2) {
+            bob->set_video_callback(nullptr);
+            bob_polls = true;
+        }
+        while (bob_polls)
+            if (auto f = bob->poll_video(0ms)) {
+                seen_by_bob->add(std::move(*f), false);
+                got = true;
+            } else {
+                break;
+            }
+        if (got)
+            quiet_since = Clock::now();
+        else if (done && Clock::now() - quiet_since > 500ms)
+            break;
+    }
+    sender.join();
+    CHECK(sender_error.empty());
+    if (!sender_error.empty())
+        std::printf("   sender: %s\n", sender_error.c_str());
+    CHECK(bob_polls);
+    check_seen(seen_by_alice, "alice", "bob", rmw::VideoFormat::RGBA, "vp8");
+    check_seen(*seen_by_bob, "bob", "alice", rmw::VideoFormat::I420, "vp8");
+    {
+        std::lock_guard<std::mutex> g(seen_by_bob->m);
+        CHECK(seen_by_bob->by_callback >= static_cast<int>(video::FRAMES / 2) &&
+              seen_by_bob->frames.size() > static_cast<size_t>(seen_by_bob->by_callback) + 10);
+    }
+    const std::string st = to_bob.stats_json();
+    std::printf("   alice's video track: %s\n", st.c_str());
+    CHECK(json_number(st, "frames_in") == video::FRAMES && json_number(st, "peers") == 1 &&
+          json_number(st, "keyframes_encoded") >= 1 && json_number(st, "width") == video::W);
+    for (auto *side : {&alice, bob.get()}) {
+        const std::optional<rmw::Event> added = wait_track_added(*side, side == &alice ? "bob" : "alice");
+        REQUIRE(added.has_value());
+        CHECK(added->media_kind == rmw::MediaKind::Video && added->codec == "vp8" && added->clock_rate == 90000 &&
+              !added->track_id.empty());
+    }
+
+    // bob is destroyed from inside his own video callback while alice keeps sending.
+    struct State {
+        std::mutex m;
+        std::condition_variable cv;
+        std::unique_ptr<rmw::Transport> bob;
+        bool destroyed = false;
+    };
+    auto state = std::make_shared<State>();
+    {
+        std::lock_guard<std::mutex> g(state->m);
+        state->bob = std::move(bob);
+        to_alice = rmw::VideoTrack(); // bob's track goes first (freed by its destructor)
+        auto payload = std::make_shared<std::string>("still alive");
+        state->bob->set_video_callback([state, payload](const rmw_video_frame_t &f) {
+            std::unique_ptr<rmw::Transport> doomed;
+            {
+                std::lock_guard<std::mutex> lock(state->m);
+                doomed = std::move(state->bob);
+            }
+            if (!doomed)
+                return;
+            const std::string peer = f.peer_id; // the frame stays valid until we return
+            doomed.reset();
+            std::lock_guard<std::mutex> lock(state->m);
+            state->destroyed = !payload->empty() && peer == "alice" && f.width == video::W && f.planes[0] != nullptr;
+            state->cv.notify_all();
+        });
+    }
+    bool destroyed = false;
+    for (uint32_t n = 0; n < 100 && !destroyed; ++n) {
+        to_bob.send_i420(video::i420(n), video::W, video::H);
+        std::unique_lock<std::mutex> lock(state->m);
+        destroyed = state->cv.wait_for(lock, 33ms, [&] { return state->destroyed; });
+    }
+    CHECK(destroyed);
+    to_bob.send_i420(video::i420(0), video::W, video::H); // bob is gone; alice's track still takes frames
+    CHECK(a.errors.empty() && b.errors.empty());
+}
+
 static long count_threads() {
     long n = 0;
     if (FILE *f = std::fopen("/proc/self/status", "r")) {
@@ -930,6 +1378,9 @@ int main() {
     run_section("audio values", test_audio_values);
     run_section("audio errors", test_audio_errors);
     run_section("audio exchange", test_audio_exchange);
+    run_section("video values", test_video_values);
+    run_section("video errors", test_video_errors);
+    run_section("video exchange", test_video_exchange);
     run_section("1000 transports", test_many_transports);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
