@@ -269,7 +269,7 @@ func (a *AudioTrack) SetTarget(target TrackTarget) error {
 
 // AudioTrackStats are the counters of an outgoing track.
 type AudioTrackStats struct {
-	Track         uint64 `json:"track"`          // the library's track number (as in Transport.Stats), not ID()
+	Track         uint64 `json:"track"`          // the track's handle, as ID() (and in Transport.Stats)
 	SamplesIn     uint64 `json:"samples_in"`     // samples per channel taken by Send*
 	QueueFull     uint64 `json:"queue_full"`     // Send* calls refused with ErrQueueFull
 	FramesEncoded uint64 `json:"frames_encoded"` // Opus frames encoded

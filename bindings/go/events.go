@@ -122,13 +122,13 @@ type Event struct {
 	Binary    bool         // false: Data is UTF-8 text
 	Message   string       // errors, disconnect reasons
 
-	// EventTrackAdded / EventTrackRemoved: the remote track (its decoded audio comes through
-	// PollAudio with the same TrackID).
+	// EventTrackAdded / EventTrackRemoved: the remote track (its decoded audio or video comes
+	// through PollAudio / PollVideo with the same TrackID).
 	TrackID   string
 	MediaKind MediaKind
-	Codec     string // lower case: "opus"
-	ClockRate uint32 // RTP clock rate (48000 for Opus)
-	Channels  uint32
+	Codec     string // lower case: "opus", "vp8" or "vp9"
+	ClockRate uint32 // RTP clock rate (48000 for Opus, 90000 for video)
+	Channels  uint32 // audio: the negotiated channels (Opus: 2); video: 0
 }
 
 // Text returns Data as a string.

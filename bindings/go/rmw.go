@@ -1,12 +1,12 @@
 // Package rmw is the Go binding of remotemedia-webrtc (libremotemedia_webrtc, include
-// <remotemedia_webrtc.h>): WebRTC peer connections, data channels and Opus audio tracks set
-// up through a signaling server, driven from Go.
+// <remotemedia_webrtc.h>): WebRTC peer connections, data channels, Opus audio tracks and
+// VP8/VP9 video tracks set up through a signaling server, driven from Go.
 //
-// The binding only calls into C: events and audio frames are polled (Transport.Next,
-// Transport.Events, Transport.PollAudio), no C code ever calls back into Go and no Go pointer
-// is kept by C. Every object (Transport, DataChannel, AudioTrack, SignalingServer) holds a
-// 64-bit library handle; a handle that was closed gives ErrInvalidHandle or ErrClosed, never
-// a crash.
+// The binding only calls into C: events, audio and video frames are polled (Transport.Next,
+// Transport.Events, Transport.PollAudio, Transport.PollVideo), no C code ever calls back into
+// Go and no Go pointer is kept by C. Every object (Transport, DataChannel, AudioTrack,
+// VideoTrack, SignalingServer) holds a 64-bit library handle; a handle that was closed gives
+// ErrInvalidHandle or ErrClosed, never a crash.
 package rmw
 
 /*
@@ -107,9 +107,9 @@ var (
 	ErrWouldBlock      = &Error{Status: StatusWouldBlock}
 	ErrInternal        = &Error{Status: StatusInternal}
 	// ErrQueueFull: an audio track's send queue is full (the encoder is behind); nothing of
-	// that call was taken.
+	// that call was taken. (Video tracks never refuse a frame: the newest frame wins.)
 	ErrQueueFull = &Error{Status: StatusQueueFull}
-	// ErrCodec: the codec (libopus) refused the data or the settings.
+	// ErrCodec: the codec (libopus, libvpx) refused the data or the settings.
 	ErrCodec = &Error{Status: StatusCodec}
 )
 

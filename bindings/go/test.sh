@@ -22,6 +22,10 @@ fi
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CGO_ENABLED=1
+# Go's build cache does not notice a changed header outside the package (a new struct layout,
+# a new RMW_ABI_VERSION): key the cgo build on the installed header's hash.
+header_sum=$(sha256sum "$prefix/include/remotemedia_webrtc.h" | cut -c1-16)
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DRMW_GO_HEADER_SHA256_$header_sum"
 
 cd "$here"
 echo "==> go vet ./..."

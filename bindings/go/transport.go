@@ -32,7 +32,7 @@ type Config struct {
 	TURNServers              []TURNServer   `json:"turn_servers,omitempty"`
 	MaxPeers                 int            `json:"max_peers,omitempty"` // default 10
 	AudioCodec               string         `json:"audio_codec,omitempty"`
-	VideoCodec               string         `json:"video_codec,omitempty"`
+	VideoCodec               string         `json:"video_codec,omitempty"`         // preferred video codec: "vp8" (default) or "vp9"
 	EnableDataChannel        *bool          `json:"enable_data_channel,omitempty"` // default true
 	JitterBufferSizeMs       int            `json:"jitter_buffer_size_ms,omitempty"`
 	EnableAudio              *bool          `json:"enable_audio,omitempty"`             // default true: one two-way Opus track per peer
@@ -40,6 +40,11 @@ type Config struct {
 	AudioOutputChannels      int            `json:"audio_output_channels,omitempty"`    // default 2 (interleaved)
 	AudioOutputFormat        string         `json:"audio_output_format,omitempty"`      // "f32" (default) or "s16"
 	AudioQueueCapacity       int            `json:"audio_queue_capacity,omitempty"`     // frames waiting for PollAudio (default 256)
+	EnableVideo              *bool          `json:"enable_video,omitempty"`             // default true: one two-way video track (VP8/VP9) per peer
+	VideoOutputFormat        string         `json:"video_output_format,omitempty"`      // received video: "i420" (default) or "rgba"
+	VideoQueueCapacity       int            `json:"video_queue_capacity,omitempty"`     // decoded frames waiting for PollVideo (default 8; oldest dropped)
+	VideoMaxDelayMs          int            `json:"video_max_delay_ms,omitempty"`       // longest a missing packet is waited for (NACK) before its frame is dropped (default 200)
+	SimulateLossPercent      int            `json:"simulate_loss_percent,omitempty"`    // drop this share (0..50 %) of incoming RTP packets, for tests (default 0)
 	EnableRTCP               *bool          `json:"enable_rtcp,omitempty"`
 	RTCPIntervalMs           int            `json:"rtcp_interval_ms,omitempty"`
 	ICEPolicy                string         `json:"ice_policy,omitempty"`  // "all" (default), "loopback", "relay"

@@ -14,7 +14,7 @@ namespace RemoteMedia.WebRtc
         All = 3,
     }
 
-    /// <summary>Whom an AudioTrack sends to: TrackTarget.Peer("bob"), .Session("room"), .All or .None.</summary>
+    /// <summary>Whom an AudioTrack or VideoTrack sends to: TrackTarget.Peer("bob"), .Session("room"), .All or .None.</summary>
     public sealed class TrackTarget
     {
         public TargetKind Kind { get; private set; }
@@ -120,7 +120,7 @@ namespace RemoteMedia.WebRtc
     /// <summary>Counters of an outgoing track (rmw_audio_track_stats_json).</summary>
     public sealed class AudioTrackStats
     {
-        /// <summary>The library's track number (as in Transport.StatsJson), not AudioTrack.Id.</summary>
+        /// <summary>The track's id, as AudioTrack.Id (and in Transport.StatsJson).</summary>
         public long Track;
         /// <summary>Samples per channel taken by Send.</summary>
         public long SamplesIn;

@@ -34,12 +34,18 @@ namespace RemoteMedia.WebRtc
         public int? IceKeepaliveIntervalMs;   // 2000
         public int? ReconnectInitialMs;       // 100
         public int? ReconnectMaxMs;           // 5000
-        public string AudioCodec, VideoCodec;
+        public string AudioCodec;             // "opus"
+        public string VideoCodec;             // preferred video codec: "vp8" (default) or "vp9"
         public bool? EnableAudio;             // true: every peer connection carries one two-way Opus track
         public int? AudioOutputSampleRate;    // 48000: received audio is decoded to this rate...
         public int? AudioOutputChannels;      // 2: ...this many interleaved channels...
         public string AudioOutputFormat;      // "f32": ...and format ("f32" or "s16")
         public int? AudioQueueCapacity;       // 256: decoded frames waiting for TryPollAudio
+        public bool? EnableVideo;             // true: every peer connection carries one two-way video track (VP8/VP9)
+        public string VideoOutputFormat;      // "i420": received video as I420 planes, or "rgba"
+        public int? VideoQueueCapacity;       // 8: decoded frames waiting for TryPollVideo (the oldest is dropped)
+        public int? VideoMaxDelayMs;          // 200: longest a missing packet is waited for (NACK) before its frame is dropped
+        public int? SimulateLossPercent;      // 0: drop this share (0..50 %) of incoming RTP packets, for tests
         /// <summary>JSON object sent with "announce" (raw JSON text, e.g. "{\"role\":\"bot\"}").</summary>
         public string CapabilitiesJson;
         /// <summary>Any other field: name → raw JSON value (e.g. "jitter_buffer_size_ms" → "80").</summary>
@@ -97,6 +103,11 @@ namespace RemoteMedia.WebRtc
             raw("audio_output_channels", Json.Int(AudioOutputChannels));
             raw("audio_output_format", Json.Str(AudioOutputFormat));
             raw("audio_queue_capacity", Json.Int(AudioQueueCapacity));
+            raw("enable_video", Json.Bool(EnableVideo));
+            raw("video_output_format", Json.Str(VideoOutputFormat));
+            raw("video_queue_capacity", Json.Int(VideoQueueCapacity));
+            raw("video_max_delay_ms", Json.Int(VideoMaxDelayMs));
+            raw("simulate_loss_percent", Json.Int(SimulateLossPercent));
             raw("capabilities", CapabilitiesJson);
             if (RawFields != null)
                 foreach (var kv in RawFields) raw(kv.Key, kv.Value);

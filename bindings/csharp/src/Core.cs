@@ -23,9 +23,9 @@ namespace RemoteMedia.WebRtc
         Closed = -13,
         WouldBlock = -14,
         Internal = -15,
-        /// <summary>An audio track's send queue is full (the encoder is behind): the input was not taken.</summary>
+        /// <summary>An audio track's send queue is full (the encoder is behind): the input was not taken. (Video tracks never refuse a frame: the newest wins.)</summary>
         QueueFull = -16,
-        /// <summary>The codec (libopus) refused the data or the settings.</summary>
+        /// <summary>The codec (libopus, libvpx) refused the data or the settings.</summary>
         Codec = -17,
     }
 
@@ -130,14 +130,14 @@ namespace RemoteMedia.WebRtc
         public bool Binary { get; private set; }
         /// <summary>Human-readable text (errors, disconnect reasons), or null.</summary>
         public string Message { get; private set; }
-        /// <summary>TrackAdded / TrackRemoved: the remote track's id (as in AudioFrame.TrackId), or null.</summary>
+        /// <summary>TrackAdded / TrackRemoved: the remote track's id (as in AudioFrame.TrackId / VideoFrame.TrackId), or null.</summary>
         public string TrackId { get; private set; }
         public MediaKind MediaKind { get; private set; }
-        /// <summary>TrackAdded: lower-case codec name ("opus"), or null.</summary>
+        /// <summary>TrackAdded: lower-case codec name ("opus", "vp8" or "vp9"), or null.</summary>
         public string Codec { get; private set; }
-        /// <summary>TrackAdded: RTP clock rate (48000 for Opus).</summary>
+        /// <summary>TrackAdded: RTP clock rate (48000 for Opus, 90000 for video).</summary>
         public uint ClockRate { get; private set; }
-        /// <summary>TrackAdded: channels of the codec.</summary>
+        /// <summary>TrackAdded: channels of the codec (Opus: 2; video: 0).</summary>
         public uint Channels { get; private set; }
 
         /// <summary>The payload decoded as UTF-8 (text messages), or null.</summary>
@@ -199,6 +199,8 @@ namespace RemoteMedia.WebRtc
     {
         public const uint AbiVersion = Native.AbiVersion;
         public const int MaxMessageSize = Native.MaxMessageSize;
+        /// <summary>RTP clock of video (Hz): the clock of VideoFrame.RtpTimestamp.</summary>
+        public const int VideoClockRate = 90000;
         public const int LogError = 1, LogWarn = 2, LogInfo = 3, LogDebug = 4, LogTrace = 5;
 
         /// <summary>Library version, e.g. "0.1.0".</summary>
@@ -207,7 +209,7 @@ namespace RemoteMedia.WebRtc
         /// <summary>ABI version of the loaded library (compare with AbiVersion).</summary>
         public static uint LibraryAbiVersion { get { return Native.rmw_abi_version(); } }
 
-        /// <summary>Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame.ArrivalUs.</summary>
+        /// <summary>Microseconds of CLOCK_MONOTONIC: the clock of AudioFrame.ArrivalUs and VideoFrame.ArrivalUs.</summary>
         public static ulong ClockUs { get { return Native.rmw_clock_us(); } }
 
         /// <summary>Name of a status code, e.g. "RMW_ERR_TIMEOUT".</summary>

@@ -70,6 +70,13 @@ namespace RemoteMedia.WebRtc
         protected override int Free(ulong id) { return Native.rmw_audio_track_free(id); }
     }
 
+    /// <summary>Owns an rmw_video_track_t: rmw_video_track_free exactly once.</summary>
+    public sealed class VideoTrackHandle : IdHandle
+    {
+        internal VideoTrackHandle(ulong id) : base(id) { }
+        protected override int Free(ulong id) { return Native.rmw_video_track_free(id); }
+    }
+
     /// <summary>Owns an rmw_signaling_server_t: rmw_signaling_server_stop exactly once.</summary>
     public sealed class SignalingServerHandle : IdHandle
     {

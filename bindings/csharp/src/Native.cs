@@ -1,4 +1,4 @@
-// P/Invoke declarations mirroring include/remotemedia_webrtc.h (ABI version 0).
+// P/Invoke declarations mirroring include/remotemedia_webrtc.h (ABI version 1).
 //
 // Conventions used here:
 //   - const char* parameters are passed as NUL-terminated UTF-8 byte[] (see Utf8.ToNative);
@@ -71,6 +71,48 @@ namespace RemoteMedia.WebRtc
         public IntPtr Internal;           // void*
     }
 
+    /// <summary>Exact mirror of rmw_video_track_config_t (20 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeVideoTrackConfig
+    {
+        public uint BitrateKbps;
+        public uint Fps;
+        public uint KeyframeInterval;
+        public int Speed;                 // -16..16 or RMW_VIDEO_SPEED_DEFAULT
+        public uint Threads;
+    }
+
+    /// <summary>Exact mirror of rmw_raw_video_frame_t (x86_64 / aarch64: 80 bytes; 32-bit: 48 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeRawVideoFrame
+    {
+        public int Format;                // RMW_PIXEL_*
+        public uint Width;
+        public uint Height;
+        public IntPtr Plane0, Plane1, Plane2;        // const uint8_t *planes[3]
+        public uint Stride0, Stride1, Stride2;       // uint32_t strides[3]
+        public UIntPtr Size0, Size1, Size2;          // size_t sizes[3]
+    }
+
+    /// <summary>Exact mirror of rmw_video_frame_t (x86_64 / aarch64: 112 bytes; 32-bit: 80 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeVideoFrame
+    {
+        public ulong Transport;           // rmw_transport_t
+        public IntPtr PeerId;             // const char*
+        public IntPtr TrackId;            // const char*
+        public IntPtr Codec;              // const char*: "vp8" / "vp9"
+        public uint Width;
+        public uint Height;
+        public int Format;                // rmw_video_format_t
+        public IntPtr Plane0, Plane1, Plane2;        // const uint8_t *planes[3]
+        public uint Stride0, Stride1, Stride2;       // uint32_t strides[3]
+        public uint RtpTimestamp;
+        public ulong ArrivalUs;
+        public byte Keyframe;             // bool
+        public IntPtr Internal;           // void*
+    }
+
     /// <summary>Mirror of rmw_data_channel_options_t.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeDataChannelOptions
@@ -86,7 +128,7 @@ namespace RemoteMedia.WebRtc
     internal static class Native
     {
         public const string Lib = "remotemedia_webrtc";
-        public const uint AbiVersion = 0;
+        public const uint AbiVersion = 1;
         public const int MaxMessageSize = 65536;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern IntPtr rmw_version();
@@ -139,6 +181,29 @@ namespace RemoteMedia.WebRtc
         public static extern void rmw_audio_frame_release(ref NativeAudioFrame frame);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern ulong rmw_clock_us();
+
+        // video
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern NativeVideoTrackConfig rmw_video_track_config_default();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_new(ulong transport, ref NativeVideoTrackConfig config, int targetKind,
+            byte[] targetId, out ulong track);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_send(ulong track, ref NativeRawVideoFrame frame);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_set_target(ulong track, int targetKind, byte[] targetId);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_set_bitrate(ulong track, uint kbps);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_request_keyframe(ulong track);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_stats_json(ulong track, byte[] buf, ref UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_video_track_free(ulong track);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int rmw_transport_poll_video(ulong transport, ref NativeVideoFrame frame, int timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void rmw_video_frame_release(ref NativeVideoFrame frame);
 
         // events
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -141,6 +141,24 @@ static class Tests
         off(typeof(NativeAudioTrackConfig), "Dtx", 28);
         off(typeof(NativeAudioTrackConfig), "Application", 32);
         off(typeof(NativeAudioTrackConfig), "MaxQueueMs", 36);
+        size(typeof(NativeVideoTrackConfig), 20);
+        off(typeof(NativeVideoTrackConfig), "Speed", 12);
+        off(typeof(NativeVideoTrackConfig), "Threads", 16);
+        size(typeof(NativeRawVideoFrame), b64 ? 80 : 48);
+        off(typeof(NativeRawVideoFrame), "Plane0", b64 ? 16 : 12);
+        off(typeof(NativeRawVideoFrame), "Stride0", b64 ? 40 : 24);
+        off(typeof(NativeRawVideoFrame), "Size0", b64 ? 56 : 36);
+        off(typeof(NativeRawVideoFrame), "Size2", b64 ? 72 : 44);
+        size(typeof(NativeVideoFrame), b64 ? 112 : 80);
+        off(typeof(NativeVideoFrame), "Codec", b64 ? 24 : 16);
+        off(typeof(NativeVideoFrame), "Width", b64 ? 32 : 20);
+        off(typeof(NativeVideoFrame), "Format", b64 ? 40 : 28);
+        off(typeof(NativeVideoFrame), "Plane0", b64 ? 48 : 32);
+        off(typeof(NativeVideoFrame), "Stride0", b64 ? 72 : 44);
+        off(typeof(NativeVideoFrame), "RtpTimestamp", b64 ? 84 : 56);
+        off(typeof(NativeVideoFrame), "ArrivalUs", b64 ? 88 : 64);
+        off(typeof(NativeVideoFrame), "Keyframe", b64 ? 96 : 72);
+        off(typeof(NativeVideoFrame), "Internal", b64 ? 104 : 76);
     }
 
     static void TestConfigJson()
@@ -154,6 +172,10 @@ static class Tests
             AudioOutputFormat = "s16", AudioQueueCapacity = 64 };
         Equal("{\"enable_audio\":false,\"audio_output_sample_rate\":16000,\"audio_output_channels\":1,\"audio_output_format\":\"s16\",\"audio_queue_capacity\":64}",
             audio.ToJson(), "audio json");
+        var video = new TransportConfig { EnableVideo = true, VideoCodec = "vp9", VideoOutputFormat = "rgba", VideoQueueCapacity = 4,
+            VideoMaxDelayMs = 300, SimulateLossPercent = 5 };
+        Equal("{\"video_codec\":\"vp9\",\"enable_video\":true,\"video_output_format\":\"rgba\",\"video_queue_capacity\":4,\"video_max_delay_ms\":300,\"simulate_loss_percent\":5}",
+            video.ToJson(), "video json");
         var e = Throws<RmwException>(() => Transport.FromJson("{not json"), "bad config");
         Equal(Status.Config, e.Status, "bad config status");
         Assert(e.LibraryMessage.Length > 0, "bad config has a message");
@@ -713,6 +735,471 @@ static class Tests
         }
     }
 
+    // ---- video ------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Frame n of a moving test pattern as tight I420: a vertical luma gradient, a white bar
+    /// 16 px wide moving 8 px per frame, colour ramps in the chroma planes, and n as 16 black (0)
+    /// / white (1) 16x16 blocks along the top (rows 16..31, bit b at x = 32 + 16 b).
+    /// </summary>
+    static RawVideoFrame Pattern(int w, int h, int n)
+    {
+        var f = RawVideoFrame.NewI420(w, h);
+        byte[] y = f.Planes[0], u = f.Planes[1], v = f.Planes[2];
+        int bar = (8 * n) % w;
+        for (int r = 0; r < h; r++)
+            for (int c = 0; c < w; c++)
+                y[r * w + c] = c >= bar && c < bar + 16 ? (byte)235 : (byte)(40 + r * 120 / h);
+        for (int bit = 0; bit < 16; bit++)
+        {
+            int x0 = 32 + 16 * bit;
+            byte val = ((n >> bit) & 1) == 1 ? (byte)235 : (byte)16;
+            for (int r = 16; r < 32; r++)
+                for (int c = x0; c < x0 + 16 && c < w; c++) y[r * w + c] = val;
+        }
+        int cw = (w + 1) / 2, ch = (h + 1) / 2;
+        for (int r = 0; r < ch; r++)
+            for (int c = 0; c < cw; c++)
+            {
+                u[r * cw + c] = (byte)(90 + c * 80 / cw);
+                v[r * cw + c] = (byte)(90 + r * 80 / ch);
+            }
+        return f;
+    }
+
+    /// <summary>The number a received luma plane carries (-1 if a block is unreadable): the mean of each block's 8x8 centre.</summary>
+    static int FrameNumber(byte[] y, int stride)
+    {
+        int n = 0;
+        for (int bit = 0; bit < 16; bit++)
+        {
+            int x0 = 32 + 16 * bit, sum = 0;
+            for (int r = 20; r < 28; r++)
+                for (int c = x0 + 4; c < x0 + 12; c++) sum += y[r * stride + c];
+            int mean = sum / 64;
+            if (mean > 170) n |= 1 << bit;
+            else if (mean >= 80) return -1;
+        }
+        return n;
+    }
+
+    /// <summary>PSNR (dB) of a received frame's Y plane against the Y plane sent.</summary>
+    static double LumaPsnr(VideoFrame got, RawVideoFrame sent)
+    {
+        double sse = 0;
+        for (int r = 0; r < sent.Height; r++)
+            for (int c = 0; c < sent.Width; c++)
+            {
+                double d = got.Planes[0][r * got.Strides[0] + c] - sent.Planes[0][r * sent.Width + c];
+                sse += d * d;
+            }
+        double mse = sse / (sent.Width * sent.Height);
+        return mse == 0 ? 99 : 10 * Math.Log10(255.0 * 255.0 / mse);
+    }
+
+    /// <summary>Polls t's video on a thread of its own (the library keeps only the newest few frames), keeping frames of one peer, until Stop.</summary>
+    sealed class VideoCollector
+    {
+        readonly List<VideoFrame> frames = new List<VideoFrame>();
+        readonly ManualResetEvent stop = new ManualResetEvent(false);
+        readonly Thread thread;
+        Exception error;
+
+        public VideoCollector(Transport t, string peer)
+        {
+            thread = new Thread(() =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        bool stopping = stop.WaitOne(0);
+                        VideoFrame f;
+                        if (t.TryPollVideo(stopping ? 0 : 50, out f)) { if (f.PeerId == peer) lock (frames) frames.Add(f); }
+                        else if (stopping) return;   // drained
+                    }
+                }
+                catch (Exception e) { error = e; }
+            }) { IsBackground = true };
+            thread.Start();
+        }
+
+        public List<VideoFrame> Stop()
+        {
+            stop.Set();
+            thread.Join();
+            if (error != null) throw new Exception("TryPollVideo failed", error);
+            lock (frames) return new List<VideoFrame>(frames);
+        }
+    }
+
+    static void ConnectPair(Inbox a, Inbox b, Transport alice)
+    {
+        a.Wait(e => e.Kind == EventKind.PeerDiscovered && e.PeerId == "bob", "alice discovers bob");
+        alice.ConnectPeer("bob");
+        a.Wait(e => e.Kind == EventKind.DataChannelOpen && e.PeerId == "bob", "alice→bob open");
+        b.Wait(e => e.Kind == EventKind.DataChannelOpen && e.PeerId == "alice", "bob open");
+    }
+
+    /// <summary>Sends frames from..to-1 of the pattern at 30 fps in real time (I420 planes with strides); at(n) runs before frame n.</summary>
+    static void SendPaced(VideoTrack track, int w, int h, int from, int to, Action<int> at)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        for (int n = from; n < to; n++)
+        {
+            if (at != null) at(n);
+            var f = Pattern(w, h, n);
+            track.Send(w, h, f.Planes[0], f.Strides[0], f.Planes[1], f.Strides[1], f.Planes[2], f.Strides[2]);
+            int wait = (int)((n - from + 1) * 1000L / 30 - sw.ElapsedMilliseconds);
+            if (wait > 0) Thread.Sleep(wait);
+        }
+    }
+
+    static long VideoDropped(Transport t)
+    {
+        string s = t.StatsJson();
+        const string key = "\"video_frames_dropped\":";
+        int i = s.IndexOf(key, StringComparison.Ordinal);
+        Assert(i >= 0, "video_frames_dropped in " + s);
+        i += key.Length;
+        int j = i;
+        while (j < s.Length && char.IsDigit(s[j])) j++;
+        return long.Parse(s.Substring(i, j - i));
+    }
+
+    /// <summary>
+    /// Alice sends 45 frames of the 320x240 pattern at 30 fps to bob, who polls concurrently:
+    /// in order, most of them, a keyframe first, the codec asked for, close to what was sent.
+    /// Then bob stops polling for 15 frames: only the newest 8 (video_queue_capacity) are kept.
+    /// </summary>
+    static void TestVideoPattern(string codec)
+    {
+        const int w = 320, h = 240, sent = 45;
+        using (var server = SignalingServer.Start("127.0.0.1:0"))
+        using (var alice = new Transport(new TransportConfig { SignalingUrl = server.Url, PeerId = "alice", IcePolicy = "loopback", VideoCodec = codec }))
+        using (var bob = new Transport(new TransportConfig { SignalingUrl = server.Url, PeerId = "bob", IcePolicy = "loopback", VideoCodec = codec }))
+        {
+            var a = new Inbox("alice", alice);
+            var b = new Inbox("bob", bob);
+            ConnectPair(a, b, alice);
+
+            var track = alice.AddVideoTrack(TrackTarget.Peer("bob"));
+            Assert(track.Id != 0, "track id");
+            var rx = new VideoCollector(bob, "alice");
+            SendPaced(track, w, h, 0, sent, n =>
+            {
+                if (n == 20) track.RequestKeyframe();
+                if (n == 30) track.SetBitrate(800);
+            });
+            Thread.Sleep(500);   // the last frames' way through encoder, network and decoder
+            var frames = rx.Stop();
+            Assert(frames.Count > 0, "no video received");
+
+            var numbers = new List<int>();
+            double minPsnr = double.MaxValue, sumPsnr = 0;
+            bool keyAfterRequest = false;
+            for (int i = 0; i < frames.Count; i++)
+            {
+                var f = frames[i];
+                string what = codec + " frame " + i;
+                Assert(f.Width == w && f.Height == h && f.Format == VideoFormat.I420 && f.Codec == codec && f.Planes.Length == 3 && f.Strides.Length == 3,
+                    what + ": " + f);
+                Assert(f.Strides[0] >= w && f.Strides[1] >= (w + 1) / 2 && f.Planes[0].Length == f.Strides[0] * h &&
+                       f.Planes[2].Length == f.Strides[2] * ((h + 1) / 2), what + ": strides / plane sizes");
+                Assert(f.TrackId != null && f.TrackId == frames[0].TrackId, what + ": track id " + f.TrackId);
+                Assert(f.ArrivalUs > 0 && f.ArrivalUs <= Rmw.ClockUs && (i == 0 || f.ArrivalUs >= frames[i - 1].ArrivalUs), what + ": arrival time");
+                int n = FrameNumber(f.Planes[0], f.Strides[0]);
+                Assert(n >= 0 && n < sent, what + ": unreadable frame number " + n);
+                if (i > 0)
+                {
+                    Assert(n > numbers[i - 1], what + ": number " + n + " after " + numbers[i - 1] + " (out of order or repeated)");
+                    uint dt = unchecked(f.RtpTimestamp - frames[i - 1].RtpTimestamp);
+                    Assert(dt > 0 && dt <= Rmw.VideoClockRate, what + ": RTP timestamp step " + dt);
+                }
+                numbers.Add(n);
+                if (f.Keyframe && n >= 20) keyAfterRequest = true;
+                double p = LumaPsnr(f, Pattern(w, h, n));
+                sumPsnr += p;
+                minPsnr = Math.Min(minPsnr, p);
+                Assert(p >= 30, what + " (number " + n + ", key " + f.Keyframe + "): luma PSNR " + p.ToString("F1") + " dB < 30 dB");
+            }
+            Log(string.Format("  {0}: {1} of {2} frames, numbers {3}, luma PSNR min {4:F1} mean {5:F1} dB", codec, frames.Count, sent,
+                string.Join(" ", numbers), minPsnr, sumPsnr / frames.Count));
+            Assert(frames.Count >= sent * 8 / 10, frames.Count + " of " + sent + " frames arrived, want >= 80 %");
+            Assert(frames[0].Keyframe, "the first frame is not a keyframe");
+            Equal(sent - 1, numbers[numbers.Count - 1], "last frame received (the newest frame always wins)");
+            Assert(keyAfterRequest, "no keyframe at or after the RequestKeyframe before frame 20");
+
+            var ev = b.Wait(e => e.Kind == EventKind.TrackAdded && e.MediaKind == MediaKind.Video, "TrackAdded (video)");
+            Log("  " + ev);
+            Equal("alice", ev.PeerId, "TrackAdded peer");
+            Equal(codec, ev.Codec, "TrackAdded codec");
+            Equal((uint)Rmw.VideoClockRate, ev.ClockRate, "TrackAdded clock rate");
+            Equal(frames[0].TrackId, ev.TrackId, "TrackAdded track id = the frames' track id");
+
+            var st = track.Stats;
+            Log("  track stats: " + st);
+            Equal((long)track.Id, st.Track, "stats track = Id");
+            Equal((long)sent, st.FramesIn, "frames_in");
+            Equal((long)sent, st.FramesEncoded + st.FramesDropped, "frames_encoded + frames_dropped");
+            Equal(1, st.Peers, "peers");
+            Equal(0, st.PeersBusy, "peers_busy");
+            Assert(st.Width == w && st.Height == h, "stats size " + st.Width + "x" + st.Height);
+            Assert(st.KeyframesEncoded >= 2 && st.KeyframesRequested >= 1, "keyframes " + st.KeyframesEncoded + ", requested " + st.KeyframesRequested);
+            Equal(800, st.TargetBitrateKbps, "target bitrate");
+            Assert(st.PacketsSent >= st.FramesEncoded && st.BytesSent >= 50 * st.PacketsSent, "packets / bytes sent");
+            Equal(0L, st.EncodeErrors, "encode_errors");
+
+            // Bob stops polling while 15 more frames come: the queue keeps the newest 8.
+            long before = VideoDropped(bob);
+            SendPaced(track, w, h, sent, sent + 15, null);
+            Thread.Sleep(400);
+            var kept = new List<int>();
+            VideoFrame k;
+            while (bob.TryPollVideo(0, out k)) kept.Add(FrameNumber(k.Planes[0], k.Strides[0]));
+            long dropped = VideoDropped(bob) - before;
+            Log(string.Format("  not polled during 15 frames: kept {0}, {1} dropped", string.Join(" ", kept), dropped));
+            Equal(8, kept.Count, "frames kept (video_queue_capacity)");
+            Equal(sent + 14, kept[7], "the newest frame kept");
+            for (int i = 1; i < kept.Count; i++) Assert(kept[i] > kept[i - 1], "kept frames in order");
+            Assert(dropped >= 1, "video_frames_dropped grew");
+
+            track.Dispose();
+            track.Dispose();
+            Assert(track.IsDisposed && track.Id == 0, "disposed");
+            Throws<ObjectDisposedException>(() => SendPaced(track, w, h, 0, 1, null), "Send after Dispose");
+        }
+    }
+
+    /// <summary>RGBA and BGRA input with a padded stride (padding garbage; managed and native memory), received as RGBA: two flat colours within a few units.</summary>
+    static void TestVideoRgba()
+    {
+        const int w = 160, h = 120, stride = 4 * 160 + 48;
+        using (var server = SignalingServer.Start("127.0.0.1:0"))
+        using (var alice = new Transport(Cfg(server.Url, "alice")))
+        using (var bob = new Transport(new TransportConfig { SignalingUrl = server.Url, PeerId = "bob", IcePolicy = "loopback", VideoOutputFormat = "rgba" }))
+        {
+            var a = new Inbox("alice", alice);
+            var b = new Inbox("bob", bob);
+            ConnectPair(a, b, alice);
+
+            byte[] left = { 200, 40, 60 }, right = { 30, 160, 220 };
+            Func<bool, byte[]> image = bgra =>
+            {
+                var pix = new byte[stride * h];
+                for (int i = 0; i < pix.Length; i++) pix[i] = 0xA5;   // row padding: never read
+                for (int r = 0; r < h; r++)
+                    for (int c = 0; c < w; c++)
+                    {
+                        var col = c < w / 2 ? left : right;
+                        int o = r * stride + 4 * c;
+                        pix[o] = bgra ? col[2] : col[0];
+                        pix[o + 1] = col[1];
+                        pix[o + 2] = bgra ? col[0] : col[2];
+                        pix[o + 3] = 255;
+                    }
+                return pix;
+            };
+            byte[] rgba = image(false), bgraPix = image(true);
+            IntPtr native = Marshal.AllocHGlobal(rgba.Length);
+            try
+            {
+                Marshal.Copy(rgba, 0, native, rgba.Length);
+                var track = alice.AddVideoTrack(TrackTarget.Peer("bob"));
+                var rx = new VideoCollector(bob, "alice");
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                for (int n = 0; n < 21; n++)
+                {
+                    switch (n % 3)
+                    {
+                        case 0: track.Send(PixelFormat.Rgba, w, h, rgba, stride); break;
+                        case 1: track.Send(PixelFormat.Bgra, w, h, bgraPix, stride); break;
+                        default: track.Send(PixelFormat.Rgba, w, h, native, stride, rgba.Length); break;
+                    }
+                    int wait = (int)((n + 1) * 1000L / 30 - sw.ElapsedMilliseconds);
+                    if (wait > 0) Thread.Sleep(wait);
+                }
+                Thread.Sleep(400);
+                var frames = rx.Stop();
+                Assert(frames.Count >= 10, frames.Count + " of 21 frames arrived");
+                int worst = 0;
+                for (int i = 0; i < frames.Count; i++)
+                {
+                    var f = frames[i];
+                    Assert(f.Format == VideoFormat.Rgba && f.Width == w && f.Height == h && f.Planes.Length == 1 && f.Strides.Length == 1 &&
+                           f.Strides[0] >= 4 * w && f.Planes[0].Length == f.Strides[0] * h, "frame " + i + ": " + f);
+                    // Away from the edge between the colours (chroma is subsampled, the codec blurs).
+                    foreach (var at in new[] { Tuple.Create(8, 8, left), Tuple.Create(w / 2 - 12, h - 10, left),
+                                               Tuple.Create(w / 2 + 12, 10, right), Tuple.Create(w - 4, h - 4, right) })
+                    {
+                        int o = at.Item2 * f.Strides[0] + 4 * at.Item1;
+                        for (int c = 0; c < 3; c++)
+                        {
+                            int d = Math.Abs(f.Planes[0][o + c] - at.Item3[c]);
+                            worst = Math.Max(worst, d);
+                            Assert(d <= 6, string.Format("frame {0} pixel ({1},{2}) channel {3} = {4}, want {5} ±6", i, at.Item1, at.Item2, c,
+                                f.Planes[0][o + c], at.Item3[c]));
+                        }
+                        Equal((byte)255, f.Planes[0][o + 3], "alpha");
+                    }
+                }
+                Log(string.Format("  {0} of 21 frames, RGBA {1}x{2} stride {3}, largest colour error {4}", frames.Count, w, h, frames[0].Strides[0], worst));
+                track.Dispose();
+            }
+            finally { Marshal.FreeHGlobal(native); }
+        }
+    }
+
+    static void TestVideoErrors()
+    {
+        using (var server = SignalingServer.Start("127.0.0.1:0"))
+        {
+            var alice = new Transport(Cfg(server.Url, "alice"));
+            var def = new VideoTrackConfig();
+            Log("  defaults: " + def);
+            Assert(def.BitrateKbps == 1500 && def.Fps == 30 && def.KeyframeInterval == 3000 && def.Speed == VideoTrackConfig.SpeedDefault &&
+                   def.Threads == 1, "defaults " + def);
+            var bad = new Dictionary<string, Action<VideoTrackConfig>>
+            {
+                { "bitrate 10", x => x.BitrateKbps = 10 },
+                { "bitrate 60000", x => x.BitrateKbps = 60000 },
+                { "bitrate -1", x => x.BitrateKbps = -1 },
+                { "fps 0", x => x.Fps = 0 },
+                { "fps 121", x => x.Fps = 121 },
+                { "speed 17", x => x.Speed = 17 },
+                { "speed -17", x => x.Speed = -17 },
+                { "threads 0", x => x.Threads = 0 },
+                { "threads 17", x => x.Threads = 17 },
+            };
+            foreach (var kv in bad)
+            {
+                var cfg = new VideoTrackConfig();
+                kv.Value(cfg);
+                var e = Throws<RmwException>(() => alice.AddVideoTrack(TrackTarget.All, cfg), kv.Key);
+                Equal(Status.InvalidArgument, e.Status, kv.Key);
+            }
+            Equal(Status.NotFound, Throws<RmwException>(() => alice.AddVideoTrack(TrackTarget.Peer("nobody")), "unknown peer").Status, "unknown peer");
+            Equal(Status.NotFound, Throws<RmwException>(() => alice.AddVideoTrack(TrackTarget.Session("nowhere")), "unknown session").Status, "unknown session");
+            Equal(Status.InvalidArgument, Throws<RmwException>(() => alice.AddVideoTrack(new TrackTarget(TargetKind.Peer, null)), "peer without id").Status, "peer without id");
+            Equal(Status.InvalidArgument, Throws<RmwException>(() => alice.AddVideoTrack(new TrackTarget((TargetKind)9, null)), "bad kind").Status, "bad kind");
+            Throws<ArgumentNullException>(() => alice.AddVideoTrack(null), "null target");
+
+            var track = alice.AddVideoTrack(TrackTarget.None, new VideoTrackConfig { Speed = 8, KeyframeInterval = 0, Threads = 2 });
+            Assert(track.Config.Speed == 8 && track.Config.Threads == 2, "config " + track.Config);
+            const int w = 64, h = 48;
+            var good = Pattern(w, h, 0);
+            byte[] y = good.Planes[0], u = good.Planes[1], v = good.Planes[2];
+            var badFrames = new Dictionary<string, Action>
+            {
+                { "width 0", () => track.Send(0, h, y, w, u, w / 2, v, w / 2) },
+                { "height 0", () => track.Send(w, 0, y, w, u, w / 2, v, w / 2) },
+                { "width -1", () => track.Send(-1, h, y, w, u, w / 2, v, w / 2) },
+                { "short Y plane", () => track.Send(w, h, new byte[w * h - 1], w, u, w / 2, v, w / 2) },
+                { "short V plane", () => track.Send(w, h, y, w, u, w / 2, new byte[10], w / 2) },
+                { "empty U plane", () => track.Send(w, h, y, w, new byte[0], w / 2, v, w / 2) },
+                { "Y stride below the width", () => track.Send(w, h, y, w - 1, u, w / 2, v, w / 2) },
+                { "negative stride", () => track.Send(w, h, y, w, u, -32, v, w / 2) },
+                { "I420 with one plane", () => track.Send(new RawVideoFrame(PixelFormat.I420, w, h, new[] { y })) },
+                { "I420 with one stride", () => track.Send(new RawVideoFrame(PixelFormat.I420, w, h, new[] { y, u, v }, new[] { w })) },
+                { "I420 through the one-plane overload", () => track.Send(PixelFormat.I420, w, h, y, w) },
+                { "format 7", () => track.Send(new RawVideoFrame((PixelFormat)7, w, h, new[] { y, u, v })) },
+                { "format -1", () => track.Send((PixelFormat)(-1), w, h, y, w) },
+                { "RGBA plane shorter than 4 x width x height", () => track.Send(PixelFormat.Rgba, w, h, new byte[4 * w * h - 1], 4 * w) },
+                { "BGRA stride below 4 x width", () => track.Send(PixelFormat.Bgra, w, h, new byte[4 * w * h], 3 * w) },
+                { "NV12 UV plane short", () => track.SendNv12(w, h, y, w, new byte[w * h / 2 - 1], w) },
+                { "RGBA from a NULL pointer", () => track.Send(PixelFormat.Rgba, w, h, IntPtr.Zero, 4 * w, 4 * w * h) },
+                { "larger than the maximum size", () => track.Send(PixelFormat.Rgba, 1 << 20, 1, new byte[4 << 20], 4 << 20) },
+            };
+            foreach (var kv in badFrames)
+            {
+                var e = Throws<RmwException>(kv.Value, kv.Key);
+                Equal(Status.InvalidArgument, e.Status, kv.Key);
+            }
+            Log("  e.g. " + Throws<RmwException>(badFrames["short Y plane"], "short Y plane").Message);
+            Throws<ArgumentNullException>(() => track.Send(w, h, y, w, null, w / 2, v, w / 2), "null U plane");
+            Throws<ArgumentNullException>(() => track.Send((RawVideoFrame)null), "null frame");
+            Throws<ArgumentOutOfRangeException>(() => track.Send(PixelFormat.Rgba, w, h, IntPtr.Zero, 4 * w, -1), "negative byte count");
+
+            track.Send(good);                                                                     // tight strides (null)
+            track.Send(new RawVideoFrame(PixelFormat.I420, 33, 17, new[] { new byte[40 * 17], new byte[24 * 9], new byte[24 * 9] }, new[] { 40, 24, 24 }));
+            track.SendNv12(33, 17, new byte[33 * 17], 33, new byte[34 * 9], 34);                  // odd size
+            track.Send(new RawVideoFrame(PixelFormat.Nv12, 33, 17, new[] { new byte[33 * 17], new byte[34 * 9] })); // tight NV12
+            track.Send(PixelFormat.Bgra, w, h, new byte[4 * w * h], 4 * w);
+            Equal(Status.InvalidArgument, Throws<RmwException>(() => track.SetBitrate(10), "bitrate 10").Status, "SetBitrate(10)");
+            Equal(Status.InvalidArgument, Throws<RmwException>(() => track.SetBitrate(-5), "bitrate -5").Status, "SetBitrate(-5)");
+            track.SetBitrate(300);
+            track.RequestKeyframe();
+            Equal(Status.NotFound, Throws<RmwException>(() => track.SetTarget(TrackTarget.Peer("nobody")), "retarget").Status, "retarget to nobody");
+            track.SetTarget(TrackTarget.All);
+            var st = track.Stats;
+            Equal((long)track.Id, st.Track, "stats track");
+            Equal(5L, st.FramesIn, "frames_in");
+            Equal(0, st.Peers, "peers");
+            Equal(300, st.TargetBitrateKbps, "target bitrate");
+            track.Dispose();
+            track.Dispose();
+            Throws<ObjectDisposedException>(() => track.Send(good), "Send after Dispose");
+            Throws<ObjectDisposedException>(() => track.SetBitrate(500), "SetBitrate after Dispose");
+            Throws<ObjectDisposedException>(() => track.RequestKeyframe(), "RequestKeyframe after Dispose");
+            Throws<ObjectDisposedException>(() => track.SetTarget(TrackTarget.None), "SetTarget after Dispose");
+            Throws<ObjectDisposedException>(() => { var s = track.Stats; }, "Stats after Dispose");
+
+            VideoFrame f;
+            Assert(!alice.TryPollVideo(0, out f) && f == null, "nothing to poll");
+            var t0 = DateTime.UtcNow;
+            Assert(alice.PollVideo(30) == null, "PollVideo(30) times out");
+            Assert((DateTime.UtcNow - t0).TotalMilliseconds >= 25, "PollVideo waited");
+
+            var badConfigs = new Dictionary<string, TransportConfig>
+            {
+                { "video_output_format yuv", new TransportConfig { IcePolicy = "loopback", VideoOutputFormat = "yuv" } },
+                { "video_codec h264", new TransportConfig { IcePolicy = "loopback", VideoCodec = "h264" } },
+                { "video_queue_capacity 0", new TransportConfig { IcePolicy = "loopback", VideoQueueCapacity = 0 } },
+                { "video_max_delay_ms 1", new TransportConfig { IcePolicy = "loopback", VideoMaxDelayMs = 1 } },
+                { "simulate_loss_percent 60", new TransportConfig { IcePolicy = "loopback", SimulateLossPercent = 60 } },
+            };
+            foreach (var kv in badConfigs)
+                Equal(Status.Config, Throws<RmwException>(() => new Transport(kv.Value), kv.Key).Status, kv.Key);
+            using (var blind = new Transport(new TransportConfig { SignalingUrl = server.Url, IcePolicy = "loopback", EnableVideo = false,
+                VideoQueueCapacity = 2, VideoMaxDelayMs = 50, SimulateLossPercent = 10, VideoOutputFormat = "rgba", VideoCodec = "vp9" }))
+                Equal(Status.InvalidArgument, Throws<RmwException>(() => blind.AddVideoTrack(TrackTarget.None), "video disabled").Status, "video disabled");
+
+            // Disposing the transport frees its tracks and ends a blocked TryPollVideo.
+            var orphan = alice.AddVideoTrack(TrackTarget.All);
+            Exception pollEnd = null;
+            var poller = new Thread(() => { try { VideoFrame x; alice.TryPollVideo(-1, out x); } catch (Exception e) { pollEnd = e; } });
+            poller.Start();
+            Thread.Sleep(100);
+            alice.Dispose();
+            Assert(poller.Join(2000), "TryPollVideo(-1) still blocked 2 s after Dispose");
+            Assert(pollEnd is ObjectDisposedException, "TryPollVideo(-1) ended by Dispose: " + pollEnd);
+            Throws<ObjectDisposedException>(() => orphan.Send(good), "Send after the transport's Dispose");
+            orphan.Dispose();   // no error: freed with its transport
+            Throws<ObjectDisposedException>(() => alice.AddVideoTrack(TrackTarget.None), "AddVideoTrack after Dispose");
+            Throws<ObjectDisposedException>(() => alice.TryPollVideo(0, out f), "TryPollVideo after Dispose");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void AddAndDropVideoTrack(Transport t) { t.AddVideoTrack(TrackTarget.None); }
+
+    static void TestVideoTrackFinalizer()
+    {
+        using (var server = SignalingServer.Start("127.0.0.1:0"))
+        using (var alice = new Transport(Cfg(server.Url, "alice")))
+        {
+            AddAndDropVideoTrack(alice);
+            Assert(!alice.StatsJson().Contains("\"video_tracks\":[]"), "one track: " + alice.StatsJson());
+            for (int i = 0; i < 50 && !alice.StatsJson().Contains("\"video_tracks\":[]"); i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                Thread.Sleep(20);
+            }
+            Assert(alice.StatsJson().Contains("\"video_tracks\":[]"), "the finalizer did not free the forgotten track: " + alice.StatsJson());
+        }
+    }
+
     static int Main()
     {
         var watchdog = new Thread(() =>
@@ -737,6 +1224,11 @@ static class Tests
         Run("audio: bad arguments, disposed track and transport", TestAudioErrors);
         Run("audio: queue full when sending far faster than real time", TestAudioQueueFull);
         Run("audio: the finalizer frees a forgotten track", TestAudioTrackFinalizer);
+        Run("video: VP8 pattern in order, keyframe first, luma PSNR >= 30 dB; stats; newest 8 kept", () => TestVideoPattern("vp8"));
+        Run("video: VP9 pattern in order, keyframe first, luma PSNR >= 30 dB; stats; newest 8 kept", () => TestVideoPattern("vp9"));
+        Run("video: RGBA/BGRA input with padded stride, RGBA output colours", TestVideoRgba);
+        Run("video: bad arguments, disposed track and transport", TestVideoErrors);
+        Run("video: the finalizer frees a forgotten track", TestVideoTrackFinalizer);
         Run("finalizer frees leaked transports", TestFinalizer);
         Run("1000 transports: RSS and threads back near baseline", TestManyTransports);
 
