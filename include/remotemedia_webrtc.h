@@ -528,10 +528,15 @@ typedef uint64_t rmw_signaling_server_t;
  */
 typedef struct {
   /*
-   Target bitrate, 30..=50000 kbit/s. Default 1500. Changeable with
-   `rmw_video_track_set_bitrate`.
+   Target bitrate, 30..=50000 kbit/s: the ceiling; a peer's REMB estimate lowers what the
+   encoder aims at for it. Default 1500. Changeable with `rmw_video_track_set_bitrate`.
    */
   uint32_t bitrate_kbps;
+  /*
+   Floor when following the peers' bandwidth estimates (REMB), 30..=50000 (capped by
+   `bitrate_kbps`). Default 150.
+   */
+  uint32_t min_bitrate_kbps;
   /*
    Nominal frame rate for rate control, 1..=120. Default 30.
    */

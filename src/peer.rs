@@ -10,6 +10,8 @@ use crate::media::rtp::PeerSender;
 use crate::media::video::VideoCodec;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
 use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpHeaderExtensionCapability;
+use webrtc::sdp::extmap::ABS_SEND_TIME_URI;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -95,6 +97,9 @@ fn register_codecs(media: &mut MediaEngine, preferred: VideoCodec) -> Result<()>
     for (codec, payload_type) in video {
         media.register_codec(RTCRtpCodecParameters { capability: video_capability(codec), payload_type, ..Default::default() }, RTPCodecType::Video)?;
     }
+    // abs-send-time on our video: receivers that estimate bandwidth from it (aiortc, and
+    // Chromium without transport-cc) send REMB, which our encoder follows.
+    media.register_header_extension(RTCRtpHeaderExtensionCapability { uri: ABS_SEND_TIME_URI.into() }, RTPCodecType::Video, None)?;
     Ok(())
 }
 

@@ -277,6 +277,15 @@ fn video_both_ways(native: &Transport, p: &mut Aiortc) {
     });
     let rx = native.stats().remote_video_tracks;
     assert!(rx.iter().any(|r| r.peer_id == AIORTC_ID && r.codec == "vp8" && r.frames_decoded > 20 && r.decode_errors == 0), "{rx:?}");
+    // aiortc estimates the bandwidth of our stream (REMB, no transport-cc): the encoder follows
+    // it, between the floor and the track's bitrate.
+    let pm = native.stats().peer_media;
+    let v = pm.iter().find(|m| m.peer_id == AIORTC_ID && m.kind == "video").expect("no video sender to aiortc");
+    let st = native.video_track_stats(track).unwrap();
+    eprintln!("aiortc's REMB: {:?}; our target {} of {} kbit/s", v.feedback.remb_bps, st.target_bitrate_kbps, st.max_bitrate_kbps);
+    let remb = v.feedback.remb_bps.expect("aiortc sent no REMB");
+    let expected = ((remb / 1000) as u32).clamp(150, st.max_bitrate_kbps);
+    assert!(st.target_bitrate_kbps.abs_diff(expected) <= st.max_bitrate_kbps / 4, "target {} kbit/s, REMB {remb} bit/s", st.target_bitrate_kbps);
 }
 
 #[test]

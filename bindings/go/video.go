@@ -51,7 +51,8 @@ const VideoClockRate = 90000
 // from DefaultVideoTrackConfig and change what you need: every field is meaningful, zero
 // included.
 type VideoTrackConfig struct {
-	BitrateKbps      int // target bitrate, 30..50000 kbit/s (default 1500); SetBitrate changes it
+	BitrateKbps      int // target bitrate, 30..50000 kbit/s (default 1500), the ceiling; SetBitrate changes it
+	MinBitrateKbps   int // floor when following peers' bandwidth estimates (REMB), 30..BitrateKbps (default 150)
 	FPS              int // nominal frame rate for rate control, 1..120 (default 30)
 	KeyframeInterval int // longest run of frames between keyframes (0: libvpx decides; default 3000)
 	Speed            int // libvpx cpu-used, -16..16 (higher is faster), or VideoSpeedDefault (the default)
@@ -65,6 +66,7 @@ func DefaultVideoTrackConfig() VideoTrackConfig {
 	d := C.rmw_video_track_config_default()
 	return VideoTrackConfig{
 		BitrateKbps:      int(d.bitrate_kbps),
+		MinBitrateKbps:   int(d.min_bitrate_kbps),
 		FPS:              int(d.fps),
 		KeyframeInterval: int(d.keyframe_interval),
 		Speed:            int(d.speed),
@@ -82,6 +84,7 @@ func (c *VideoTrackConfig) toC() (C.rmw_video_track_config_t, error) {
 		return C.uint32_t(v)
 	}
 	out.bitrate_kbps = u32("bitrate_kbps", c.BitrateKbps)
+	out.min_bitrate_kbps = u32("min_bitrate_kbps", c.MinBitrateKbps)
 	out.fps = u32("fps", c.FPS)
 	out.keyframe_interval = u32("keyframe_interval", c.KeyframeInterval)
 	if (c.Speed < math.MinInt32 || c.Speed > math.MaxInt32) && bad == nil {

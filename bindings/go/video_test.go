@@ -468,7 +468,7 @@ func TestVideoBadArguments(t *testing.T) {
 	alice := newTransport(t, srv, "alice")
 
 	def := rmw.DefaultVideoTrackConfig()
-	want := rmw.VideoTrackConfig{BitrateKbps: 1500, FPS: 30, KeyframeInterval: 3000, Speed: rmw.VideoSpeedDefault, Threads: 1}
+	want := rmw.VideoTrackConfig{BitrateKbps: 1500, MinBitrateKbps: 150, FPS: 30, KeyframeInterval: 3000, Speed: rmw.VideoSpeedDefault, Threads: 1}
 	if def != want {
 		t.Fatalf("DefaultVideoTrackConfig() = %+v, want %+v", def, want)
 	}
@@ -479,6 +479,7 @@ func TestVideoBadArguments(t *testing.T) {
 		{"bitrate 10", func(c *rmw.VideoTrackConfig) { c.BitrateKbps = 10 }},
 		{"bitrate 60000", func(c *rmw.VideoTrackConfig) { c.BitrateKbps = 60000 }},
 		{"bitrate -1", func(c *rmw.VideoTrackConfig) { c.BitrateKbps = -1 }},
+		{"min bitrate 10", func(c *rmw.VideoTrackConfig) { c.MinBitrateKbps = 10 }},
 		{"fps 0", func(c *rmw.VideoTrackConfig) { c.FPS = 0 }},
 		{"fps 121", func(c *rmw.VideoTrackConfig) { c.FPS = 121 }},
 		{"speed 17", func(c *rmw.VideoTrackConfig) { c.Speed = 17 }},

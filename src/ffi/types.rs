@@ -255,9 +255,12 @@ pub const RMW_VIDEO_SPEED_DEFAULT: i32 = 99;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct rmw_video_track_config_t {
-    /// Target bitrate, 30..=50000 kbit/s. Default 1500. Changeable with
-    /// `rmw_video_track_set_bitrate`.
+    /// Target bitrate, 30..=50000 kbit/s: the ceiling; a peer's REMB estimate lowers what the
+    /// encoder aims at for it. Default 1500. Changeable with `rmw_video_track_set_bitrate`.
     pub bitrate_kbps: u32,
+    /// Floor when following the peers' bandwidth estimates (REMB), 30..=50000 (capped by
+    /// `bitrate_kbps`). Default 150.
+    pub min_bitrate_kbps: u32,
     /// Nominal frame rate for rate control, 1..=120. Default 30.
     pub fps: u32,
     /// Longest run of frames between keyframes (0: libvpx decides). Default 3000.

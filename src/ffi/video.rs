@@ -20,6 +20,7 @@ pub extern "C" fn rmw_video_track_config_default() -> rmw_video_track_config_t {
     let d = VideoSendConfig::default();
     rmw_video_track_config_t {
         bitrate_kbps: d.bitrate_kbps,
+        min_bitrate_kbps: d.min_bitrate_kbps,
         fps: d.fps,
         keyframe_interval: d.keyframe_interval,
         speed: d.speed.unwrap_or(RMW_VIDEO_SPEED_DEFAULT),
@@ -35,6 +36,7 @@ unsafe fn read_config(p: *const rmw_video_track_config_t) -> FfiResult<VideoSend
     let c = unsafe { p.read() };
     let cfg = VideoSendConfig {
         bitrate_kbps: c.bitrate_kbps,
+        min_bitrate_kbps: c.min_bitrate_kbps,
         fps: c.fps,
         keyframe_interval: c.keyframe_interval,
         speed: (c.speed != RMW_VIDEO_SPEED_DEFAULT).then_some(c.speed),

@@ -40,4 +40,6 @@ pub struct Feedback {
     pub nacks_received: u64,
     pub plis_received: u64,
     pub firs_received: u64,
+    /// The bandwidth the peer estimates for our stream (REMB), bits per second.
+    pub remb_bps: Option<u64>,
 }

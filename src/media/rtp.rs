@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::Feedback;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtcp::reception_report::ReceptionReport;
 use webrtc::rtcp::sender_report::SenderReport;
@@ -16,7 +17,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
-use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::rtp::extension::HeaderExtension;
+use webrtc::rtp::extension::abs_send_time_extension::AbsSendTimeExtension;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
 /// Resolves a track's target to the peers' senders for one frame (claiming free ones), and
@@ -119,8 +121,10 @@ impl PeerSender {
     pub async fn send(&self, f: &Frame<'_>) -> u64 {
         let mut sent = 0;
         let rtp = self.rtp.lock().unwrap().clone();
+        // Set only where negotiated (video): see peer::register_codecs.
+        let ext = [HeaderExtension::AbsSendTime(AbsSendTimeExtension::new(std::time::SystemTime::now()))];
         for p in self.packets(f) {
-            match rtp.write_rtp(&p).await {
+            match rtp.write_rtp_with_extensions(&p, &ext).await {
                 Ok(_) => sent += 1,
                 Err(e) => tracing::debug!(target: "rmw::rtp", track = f.track, error = %e, "rtp write failed"),
             }
@@ -146,6 +150,8 @@ pub(crate) fn spawn_feedback_reader(rtp_sender: Arc<RTCRtpSender>, sender: std::
                 } else if any.downcast_ref::<FullIntraRequest>().is_some() {
                     fb.firs_received += 1;
                     s.keyframe_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+                } else if let Some(r) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                    fb.remb_bps = Some(r.bitrate.max(0.0) as u64);
                 } else if let Some(n) = any.downcast_ref::<TransportLayerNack>() {
                     fb.nacks_received += n.nacks.len() as u64;
                 } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {

@@ -71,11 +71,12 @@ namespace RemoteMedia.WebRtc
         public IntPtr Internal;           // void*
     }
 
-    /// <summary>Exact mirror of rmw_video_track_config_t (20 bytes).</summary>
+    /// <summary>Exact mirror of rmw_video_track_config_t (24 bytes).</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeVideoTrackConfig
     {
         public uint BitrateKbps;
+        public uint MinBitrateKbps;
         public uint Fps;
         public uint KeyframeInterval;
         public int Speed;                 // -16..16 or RMW_VIDEO_SPEED_DEFAULT

@@ -39,6 +39,8 @@ namespace RemoteMedia.WebRtc
 
         /// <summary>Target bitrate, 30..50000 kbit/s (VideoTrack.SetBitrate changes it).</summary>
         public int BitrateKbps;
+        /// <summary>Floor when following the peers' bandwidth estimates (REMB), 30..BitrateKbps.</summary>
+        public int MinBitrateKbps;
         /// <summary>Nominal frame rate for rate control, 1..120.</summary>
         public int Fps;
         /// <summary>Longest run of frames between keyframes (0: libvpx decides).</summary>
@@ -52,6 +54,7 @@ namespace RemoteMedia.WebRtc
         {
             var d = Native.rmw_video_track_config_default();
             BitrateKbps = (int)d.BitrateKbps;
+            MinBitrateKbps = (int)d.MinBitrateKbps;
             Fps = (int)d.Fps;
             KeyframeInterval = (int)d.KeyframeInterval;
             Speed = d.Speed;
@@ -65,6 +68,7 @@ namespace RemoteMedia.WebRtc
             return new NativeVideoTrackConfig
             {
                 BitrateKbps = U32(BitrateKbps, "BitrateKbps"),
+                MinBitrateKbps = U32(MinBitrateKbps, "MinBitrateKbps"),
                 Fps = U32(Fps, "Fps"),
                 KeyframeInterval = U32(KeyframeInterval, "KeyframeInterval"),
                 Speed = Speed,

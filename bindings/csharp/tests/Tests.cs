@@ -141,9 +141,9 @@ static class Tests
         off(typeof(NativeAudioTrackConfig), "Dtx", 28);
         off(typeof(NativeAudioTrackConfig), "Application", 32);
         off(typeof(NativeAudioTrackConfig), "MaxQueueMs", 36);
-        size(typeof(NativeVideoTrackConfig), 20);
-        off(typeof(NativeVideoTrackConfig), "Speed", 12);
-        off(typeof(NativeVideoTrackConfig), "Threads", 16);
+        size(typeof(NativeVideoTrackConfig), 24);
+        off(typeof(NativeVideoTrackConfig), "Speed", 16);
+        off(typeof(NativeVideoTrackConfig), "Threads", 20);
         size(typeof(NativeRawVideoFrame), b64 ? 80 : 48);
         off(typeof(NativeRawVideoFrame), "Plane0", b64 ? 16 : 12);
         off(typeof(NativeRawVideoFrame), "Stride0", b64 ? 40 : 24);

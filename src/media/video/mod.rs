@@ -45,9 +45,11 @@ impl VideoCodec {
 /// (the transport's `video_codec` when the peer accepts it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoSendConfig {
-    /// Target bitrate (kbit/s), changeable while running (`set_bitrate`). There is no
-    /// congestion controller under it yet (webrtc-rs 0.17 has none): see docs/ARCHITECTURE.md.
+    /// Target bitrate (kbit/s), changeable while running (`set_bitrate`): the ceiling. When
+    /// the peers estimate less bandwidth (REMB), the encoder follows the lowest estimate of a
+    /// codec's peers down to `min_bitrate_kbps` (or the ceiling, if lower).
     pub bitrate_kbps: u32,
+    pub min_bitrate_kbps: u32,
     /// Nominal frame rate, for rate control (frames may come at any pace).
     pub fps: u32,
     /// Longest run of frames between keyframes (0: libvpx decides).
@@ -60,7 +62,7 @@ pub struct VideoSendConfig {
 
 impl Default for VideoSendConfig {
     fn default() -> Self {
-        VideoSendConfig { bitrate_kbps: 1_500, fps: 30, keyframe_interval: 3_000, speed: None, threads: 1 }
+        VideoSendConfig { bitrate_kbps: 1_500, min_bitrate_kbps: 150, fps: 30, keyframe_interval: 3_000, speed: None, threads: 1 }
     }
 }
 
@@ -68,6 +70,8 @@ impl VideoSendConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         check_bitrate(self.bitrate_kbps)?;
+        // A floor above the ceiling is not an error: the ceiling wins.
+        check_bitrate(self.min_bitrate_kbps)?;
         if !(1..=120).contains(&self.fps) {
             return bad(format!("fps must be 1..=120, got {}", self.fps));
         }
@@ -136,7 +140,10 @@ pub struct VideoSendStats {
     pub keyframes_requested: u64,
     pub packets_sent: u64,
     pub bytes_sent: u64,
+    /// What the encoder aims at now: `max_bitrate_kbps`, or less after a peer's REMB.
     pub target_bitrate_kbps: u32,
+    /// The track's bitrate (the ceiling).
+    pub max_bitrate_kbps: u32,
     pub width: u32,
     pub height: u32,
     pub peers: usize,

@@ -54,6 +54,8 @@ struct Counters {
     encode_errors: AtomicU64,
     width: AtomicU32,
     height: AtomicU32,
+    /// The bitrate the encoder used last (the ceiling, or lower after a REMB).
+    current_kbps: AtomicU32,
     peers: AtomicUsize,
     peers_busy: AtomicUsize,
 }
@@ -166,7 +168,11 @@ impl VideoTrack {
             keyframes_requested: c.keyframes_requested.load(Ordering::Relaxed),
             packets_sent: c.packets_sent.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
-            target_bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
+            target_bitrate_kbps: match c.current_kbps.load(Ordering::Relaxed) {
+                0 => self.bitrate_kbps.load(Ordering::Relaxed),
+                k => k.min(self.bitrate_kbps.load(Ordering::Relaxed)),
+            },
+            max_bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
             width: c.width.load(Ordering::Relaxed),
             height: c.height.load(Ordering::Relaxed),
             peers: c.peers.load(Ordering::Relaxed),
@@ -275,7 +281,13 @@ impl EncoderLoop {
             if asked > 0 {
                 c.keyframes_requested.fetch_add(asked as u64, Ordering::Relaxed);
             }
-            let encoded = match self.encode(codec, frame, rtp_ts as i64, force_all || asked > 0) {
+            // The ceiling is the track's bitrate; the lowest REMB of this codec's peers (if any
+            // sent one) lowers it, not below the floor.
+            let ceiling = self.bitrate_kbps.load(Ordering::Relaxed);
+            let remb = peers.iter().filter_map(|s| s.feedback.lock().unwrap().remb_bps).min().map(|b| (b / 1000) as u32);
+            let kbps = remb.map_or(ceiling, |r| r.clamp(self.cfg.min_bitrate_kbps.min(ceiling), ceiling));
+            c.current_kbps.store(kbps, Ordering::Relaxed);
+            let encoded = match self.encode(codec, frame, rtp_ts as i64, force_all || asked > 0, kbps) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(target: TARGET, track = self.id, codec = codec.name(), error = %e, "encode failed; frame dropped");
@@ -291,8 +303,7 @@ impl EncoderLoop {
 
     /// Encodes with the codec's encoder, (re)created for the frame's size and the current
     /// bitrate.
-    fn encode(&mut self, codec: VideoCodec, frame: &I420Buf, pts: i64, keyframe: bool) -> std::result::Result<Vec<EncodedFrame>, String> {
-        let kbps = self.bitrate_kbps.load(Ordering::Relaxed);
+    fn encode(&mut self, codec: VideoCodec, frame: &I420Buf, pts: i64, keyframe: bool, kbps: u32) -> std::result::Result<Vec<EncodedFrame>, String> {
         let pos = self.encoders.iter().position(|e| e.codec == codec);
         let fits = pos.is_some_and(|i| {
             let c = self.encoders[i].encoder.config();
