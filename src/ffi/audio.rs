@@ -2,6 +2,7 @@
 //! or callback.
 
 use super::args::*;
+use super::delivery;
 use super::event::cstring;
 use super::guard::{FfiResult, call, fail};
 use super::handles;
@@ -11,7 +12,6 @@ use crate::media::TrackTarget;
 use crate::media::audio::{AudioFrame, AudioSendConfig, OpusApplication, Pcm, Samples};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_void};
-use std::time::Duration;
 
 /// The defaults: 48 kHz mono input, 20 ms frames, 32 kbit/s, complexity 9, FEC on (planned
 /// for 10 % loss), DTX off, VoIP mode, 200 ms of queue.
@@ -194,13 +194,13 @@ pub unsafe extern "C" fn rmw_audio_track_free(track: rmw_audio_track_t) -> rmw_s
 }
 
 /// What an `rmw_audio_frame_t` points into.
-struct Owned {
+pub(super) struct Owned {
     peer_id: CString,
     track_id: CString,
     samples: Samples,
 }
 
-fn to_c(transport: u64, f: AudioFrame) -> (rmw_audio_frame_t, Box<Owned>) {
+fn frame_to_c(transport: u64, f: AudioFrame) -> (rmw_audio_frame_t, Box<Owned>) {
     let samples_per_channel = f.samples_per_channel();
     let o = Box::new(Owned { peer_id: cstring(&f.peer_id), track_id: cstring(&f.track_id), samples: f.samples });
     let (format, data) = match &o.samples {
@@ -250,23 +250,7 @@ fn zeroed_frame() -> rmw_audio_frame_t {
 /// `audio_frames_dropped` of `rmw_transport_stats_json`); the network is never held up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_poll_audio(transport: rmw_transport_t, frame: *mut rmw_audio_frame_t, timeout_ms: i32) -> rmw_status_t {
-    call("rmw_transport_poll_audio", || {
-        if frame.is_null() {
-            return fail(RMW_ERR_INVALID_ARGUMENT, "frame is NULL");
-        }
-        let t = handles::transport(transport)?;
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match t.poll_audio(timeout)? {
-            None => fail(RMW_ERR_TIMEOUT, format!("no audio frame within {timeout_ms} ms")),
-            Some(f) => {
-                let (mut view, owned) = to_c(transport, f);
-                view.internal = Box::into_raw(owned).cast();
-                // write, not assignment: the caller's struct may be uninitialised.
-                unsafe { frame.write(view) };
-                Ok(())
-            }
-        }
-    })
+    call("rmw_transport_poll_audio", || unsafe { delivery::poll(transport, frame, timeout_ms, |t, d| t.poll_audio(d)) })
 }
 
 /// Frees what a polled frame points to and zeroes it. NULL, a zeroed frame, or one released
@@ -274,22 +258,10 @@ pub unsafe extern "C" fn rmw_transport_poll_audio(transport: rmw_transport_t, fr
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_audio_frame_release(frame: *mut rmw_audio_frame_t) {
     let _ = call("rmw_audio_frame_release", || {
-        if frame.is_null() {
-            return Ok(());
-        }
-        let internal = unsafe { std::ptr::addr_of!((*frame).internal).read() };
-        if !internal.is_null() {
-            drop(unsafe { Box::from_raw(internal.cast::<Owned>()) });
-        }
-        unsafe { frame.write(zeroed_frame()) };
+        unsafe { delivery::release(frame) };
         Ok(())
     });
 }
-
-struct UserData(*mut c_void);
-// SAFETY: the pointer is the application's; we only hand it back to its own callback, on
-// the transport's audio thread as the header documents.
-unsafe impl Send for UserData {}
 
 /// Sets the callback that receives every decoded audio frame on the transport's audio thread
 /// (started on first use), or with `callback` NULL goes back to polling. Same rules as
@@ -299,15 +271,7 @@ unsafe impl Send for UserData {}
 pub unsafe extern "C" fn rmw_transport_set_audio_callback(transport: rmw_transport_t, callback: rmw_audio_callback_t, user_data: *mut c_void) -> rmw_status_t {
     call("rmw_transport_set_audio_callback", || {
         let t = handles::transport(transport)?;
-        let handler = callback.map(|cb| {
-            let ud = UserData(user_data);
-            Box::new(move |f: AudioFrame| {
-                let ud = &ud;
-                let (view, _owned) = to_c(transport, f);
-                // SAFETY: the callback is the application's; `view` and `_owned` live until it returns.
-                unsafe { cb(&view, ud.0) };
-            }) as crate::transport::AudioHandler
-        });
+        let handler = callback.map(|cb| delivery::handler::<rmw_audio_frame_t>(transport, cb, user_data));
         Ok(t.set_audio_handler(handler)?)
     })
 }
@@ -316,4 +280,26 @@ pub unsafe extern "C" fn rmw_transport_set_audio_callback(transport: rmw_transpo
 #[unsafe(no_mangle)]
 pub extern "C" fn rmw_clock_us() -> u64 {
     crate::media::monotonic_us()
+}
+
+impl delivery::CView for rmw_audio_frame_t {
+    type Item = AudioFrame;
+    type Owned = Owned;
+    const WHAT: &'static str = "audio frame";
+
+    fn to_c(transport: u64, item: AudioFrame) -> (Self, Box<Owned>) {
+        frame_to_c(transport, item)
+    }
+
+    fn zeroed() -> Self {
+        zeroed_frame()
+    }
+
+    fn set_internal(&mut self, owned: *mut c_void) {
+        self.internal = owned;
+    }
+
+    unsafe fn internal_of(view: *const Self) -> *mut c_void {
+        unsafe { std::ptr::addr_of!((*view).internal).read() }
+    }
 }

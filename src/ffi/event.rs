@@ -1,18 +1,18 @@
 //! Events to C: the owned storage behind `rmw_event_t`'s pointers, polling, release, and
 //! the callback.
 
-use super::guard::{call, fail};
+use super::delivery;
+use super::guard::call;
 use super::handles::{self, channel_handle};
-use super::types::rmw_status_t::{self, *};
+use super::types::rmw_status_t;
 use super::types::*;
 use crate::events::{Event, PeerState};
 use bytes::Bytes;
 use std::ffi::CString;
 use std::os::raw::c_void;
-use std::time::Duration;
 
 /// What an `rmw_event_t` points into.
-struct Owned {
+pub(super) struct Owned {
     peer_id: Option<CString>,
     label: Option<CString>,
     message: Option<CString>,
@@ -26,7 +26,7 @@ pub(super) fn cstring(s: &str) -> CString {
 }
 
 /// Builds the C view of an event; the returned box must outlive the view.
-fn to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
+fn event_to_c(transport: u64, ev: Event) -> (rmw_event_t, Box<Owned>) {
     use rmw_event_kind_t::*;
     let mut o = Box::new(Owned { peer_id: None, label: None, message: None, data: None, track_id: None, codec: None });
     let (mut channel, mut state, mut binary) = (0u64, PeerState::New, false);
@@ -137,23 +137,7 @@ fn zeroed_event() -> rmw_event_t {
 /// Do not poll a transport that has an event callback: the two would share its events.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, event: *mut rmw_event_t, timeout_ms: i32) -> rmw_status_t {
-    call("rmw_transport_poll_event", || {
-        if event.is_null() {
-            return fail(RMW_ERR_INVALID_ARGUMENT, "event is NULL");
-        }
-        let t = handles::transport(transport)?;
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match t.poll_event(timeout)? {
-            None => fail(RMW_ERR_TIMEOUT, format!("no event within {timeout_ms} ms")),
-            Some(ev) => {
-                let (mut view, owned) = to_c(transport, ev);
-                view.internal = Box::into_raw(owned).cast();
-                // write, not assignment: the caller's struct may be uninitialised.
-                unsafe { event.write(view) };
-                Ok(())
-            }
-        }
-    })
+    call("rmw_transport_poll_event", || unsafe { delivery::poll(transport, event, timeout_ms, |t, d| t.poll_event(d)) })
 }
 
 /// Frees what a polled event points to and zeroes it. NULL, a zeroed event, or an event
@@ -161,24 +145,10 @@ pub unsafe extern "C" fn rmw_transport_poll_event(transport: rmw_transport_t, ev
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_event_release(event: *mut rmw_event_t) {
     let _ = call("rmw_event_release", || {
-        if event.is_null() {
-            return Ok(());
-        }
-        // Raw field access: the caller's struct may hold any bit pattern (e.g. uninitialised),
-        // so no Rust reference to it is formed before it is overwritten.
-        let internal = unsafe { std::ptr::addr_of!((*event).internal).read() };
-        if !internal.is_null() {
-            drop(unsafe { Box::from_raw(internal.cast::<Owned>()) });
-        }
-        unsafe { event.write(zeroed_event()) };
+        unsafe { delivery::release(event) };
         Ok(())
     });
 }
-
-struct UserData(*mut c_void);
-// SAFETY: the pointer is the application's; we only hand it back to its own callback, and
-// the header documents that the callback runs on the transport's event thread.
-unsafe impl Send for UserData {}
 
 /// Sets the callback that receives every event of this transport on its event thread
 /// (started on first use), or with `callback` NULL goes back to polling (events not yet
@@ -194,17 +164,31 @@ pub unsafe extern "C" fn rmw_transport_set_event_callback(
 ) -> rmw_status_t {
     call("rmw_transport_set_event_callback", || {
         let t = handles::transport(transport)?;
-        let handler = callback.map(|cb| {
-            let ud = UserData(user_data);
-            Box::new(move |ev: Event| {
-                let ud = &ud;
-                let (view, _owned) = to_c(transport, ev);
-                // SAFETY: the callback is the application's; `view` and `_owned` live until it returns.
-                unsafe { cb(&view, ud.0) };
-            }) as crate::transport::EventHandler
-        });
+        let handler = callback.map(|cb| delivery::handler::<rmw_event_t>(transport, cb, user_data));
         t.set_event_handler(handler)?;
         Ok(())
     })
 }
 
+
+impl delivery::CView for rmw_event_t {
+    type Item = Event;
+    type Owned = Owned;
+    const WHAT: &'static str = "event";
+
+    fn to_c(transport: u64, item: Event) -> (Self, Box<Owned>) {
+        event_to_c(transport, item)
+    }
+
+    fn zeroed() -> Self {
+        zeroed_event()
+    }
+
+    fn set_internal(&mut self, owned: *mut c_void) {
+        self.internal = owned;
+    }
+
+    unsafe fn internal_of(view: *const Self) -> *mut c_void {
+        unsafe { std::ptr::addr_of!((*view).internal).read() }
+    }
+}

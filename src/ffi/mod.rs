@@ -10,6 +10,7 @@
 mod args;
 mod audio;
 mod datachannel;
+mod delivery;
 mod event;
 mod guard;
 mod handles;

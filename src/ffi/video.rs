@@ -3,6 +3,7 @@
 
 use super::args::*;
 use super::audio::read_target;
+use super::delivery;
 use super::event::cstring;
 use super::guard::{FfiResult, call, fail};
 use super::handles;
@@ -11,7 +12,6 @@ use super::types::*;
 use crate::media::video::{PixelFormat, RawFrame, VideoFrame, VideoOutputFormat, VideoSendConfig};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_void};
-use std::time::Duration;
 
 /// The defaults: 1500 kbit/s, 30 fps, a keyframe at least every 3000 frames, the codec's
 /// real-time speed, one encoder thread.
@@ -164,14 +164,14 @@ pub extern "C" fn rmw_video_track_free(track: rmw_video_track_t) -> rmw_status_t
     })
 }
 
-struct Owned {
+pub(super) struct Owned {
     peer_id: CString,
     track_id: CString,
     codec: CString,
     data: Vec<u8>,
 }
 
-fn to_c(transport: u64, f: VideoFrame) -> (rmw_video_frame_t, Box<Owned>) {
+fn frame_to_c(transport: u64, f: VideoFrame) -> (rmw_video_frame_t, Box<Owned>) {
     let o = Box::new(Owned { peer_id: cstring(&f.peer_id), track_id: cstring(&f.track_id), codec: cstring(f.codec.name()), data: f.data });
     let (format, planes) = match f.format {
         VideoOutputFormat::I420 => (rmw_video_format_t::RMW_VIDEO_I420, f.offsets.map(|off| o.data[off..].as_ptr())),
@@ -219,22 +219,7 @@ fn zeroed_frame() -> rmw_video_frame_t {
 /// behind, the oldest frames are dropped (`video_frames_dropped` in the transport's stats).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_transport_poll_video(transport: rmw_transport_t, frame: *mut rmw_video_frame_t, timeout_ms: i32) -> rmw_status_t {
-    call("rmw_transport_poll_video", || {
-        if frame.is_null() {
-            return fail(RMW_ERR_INVALID_ARGUMENT, "frame is NULL");
-        }
-        let t = handles::transport(transport)?;
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        match t.poll_video(timeout)? {
-            None => fail(RMW_ERR_TIMEOUT, format!("no video frame within {timeout_ms} ms")),
-            Some(f) => {
-                let (mut view, owned) = to_c(transport, f);
-                view.internal = Box::into_raw(owned).cast();
-                unsafe { frame.write(view) };
-                Ok(())
-            }
-        }
-    })
+    call("rmw_transport_poll_video", || unsafe { delivery::poll(transport, frame, timeout_ms, |t, d| t.poll_video(d)) })
 }
 
 /// Frees what a polled frame points to and zeroes it. NULL, a zeroed frame, or one released
@@ -242,21 +227,10 @@ pub unsafe extern "C" fn rmw_transport_poll_video(transport: rmw_transport_t, fr
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rmw_video_frame_release(frame: *mut rmw_video_frame_t) {
     let _ = call("rmw_video_frame_release", || {
-        if frame.is_null() {
-            return Ok(());
-        }
-        let internal = unsafe { std::ptr::addr_of!((*frame).internal).read() };
-        if !internal.is_null() {
-            drop(unsafe { Box::from_raw(internal.cast::<Owned>()) });
-        }
-        unsafe { frame.write(zeroed_frame()) };
+        unsafe { delivery::release(frame) };
         Ok(())
     });
 }
-
-struct UserData(*mut c_void);
-// SAFETY: handed back only to the application's own callback, on the transport's video thread.
-unsafe impl Send for UserData {}
 
 /// Sets the callback that receives every decoded video frame on the transport's video thread
 /// (started on first use), or with `callback` NULL goes back to polling. Same rules as
@@ -265,15 +239,29 @@ unsafe impl Send for UserData {}
 pub unsafe extern "C" fn rmw_transport_set_video_callback(transport: rmw_transport_t, callback: rmw_video_callback_t, user_data: *mut c_void) -> rmw_status_t {
     call("rmw_transport_set_video_callback", || {
         let t = handles::transport(transport)?;
-        let handler = callback.map(|cb| {
-            let ud = UserData(user_data);
-            Box::new(move |f: VideoFrame| {
-                let ud = &ud;
-                let (view, _owned) = to_c(transport, f);
-                // SAFETY: the callback is the application's; `view` and `_owned` live until it returns.
-                unsafe { cb(&view, ud.0) };
-            }) as crate::transport::VideoHandler
-        });
+        let handler = callback.map(|cb| delivery::handler::<rmw_video_frame_t>(transport, cb, user_data));
         Ok(t.set_video_handler(handler)?)
     })
+}
+
+impl delivery::CView for rmw_video_frame_t {
+    type Item = VideoFrame;
+    type Owned = Owned;
+    const WHAT: &'static str = "video frame";
+
+    fn to_c(transport: u64, item: VideoFrame) -> (Self, Box<Owned>) {
+        frame_to_c(transport, item)
+    }
+
+    fn zeroed() -> Self {
+        zeroed_frame()
+    }
+
+    fn set_internal(&mut self, owned: *mut c_void) {
+        self.internal = owned;
+    }
+
+    unsafe fn internal_of(view: *const Self) -> *mut c_void {
+        unsafe { std::ptr::addr_of!((*view).internal).read() }
+    }
 }
