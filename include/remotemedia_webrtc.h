@@ -74,6 +74,18 @@
 #include <stdint.h>
 
 /*
+ `auth_kind` of `rmw_signaling_server_start_authenticated`: clients send `secret` itself as
+ their token.
+ */
+#define RMW_AUTH_SHARED_SECRET 1
+
+/*
+ Clients send an HS256 JWT signed with `secret`, whose `sub` is the peer id they announce and
+ whose `exp` has not passed.
+ */
+#define RMW_AUTH_JWT 2
+
+/*
  ABI version of this header (see `rmw_abi_version`).
  */
 #define RMW_ABI_VERSION 1
@@ -833,6 +845,17 @@ rmw_status_t rmw_set_log_callback(rmw_log_callback_t callback, void *user_data, 
 rmw_status_t rmw_signaling_server_start(const char *bind_addr,
                                         size_t max_message_bytes,
                                         rmw_signaling_server_t *out);
+
+/*
+ As `rmw_signaling_server_start`, but `announce` needs a valid `token` param (a transport
+ sends its `signaling_token` config field); unauthenticated clients are refused and can do
+ nothing else. `secret` is copied.
+ */
+rmw_status_t rmw_signaling_server_start_authenticated(const char *bind_addr,
+                                                      size_t max_message_bytes,
+                                                      int32_t auth_kind,
+                                                      const char *secret,
+                                                      rmw_signaling_server_t *out);
 
 /*
  The TCP port the server listens on (useful after binding port 0).

@@ -37,6 +37,9 @@ pub struct Config {
     pub signaling_url: String,
     /// Our id on the signaling server. Empty: a random id `peer-xxxxxxxx` is chosen.
     pub peer_id: String,
+    /// Sent with `announce` to servers that require authentication: their shared secret, or a
+    /// JWT (HS256) issued for `peer_id`. Empty: none sent.
+    pub signaling_token: String,
     /// `stun:host:port` URLs. Empty by default: no public server is contacted.
     pub stun_servers: Vec<String>,
     pub turn_servers: Vec<TurnServer>,
@@ -103,6 +106,7 @@ impl Default for Config {
         Config {
             signaling_url: "ws://127.0.0.1:8080".into(),
             peer_id: String::new(),
+            signaling_token: String::new(),
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),
             max_peers: 10,
@@ -190,6 +194,7 @@ impl Config {
         };
         if let Some(v) = get("WEBRTC_SIGNALING_URL") { c.signaling_url = v; }
         if let Some(v) = get("WEBRTC_PEER_ID") { c.peer_id = v; }
+        if let Some(v) = get("WEBRTC_SIGNALING_TOKEN") { c.signaling_token = v; }
         if let Some(v) = get("WEBRTC_STUN_SERVERS") { c.stun_servers = list(v); }
         if let Some(v) = get("WEBRTC_TURN_SERVERS") {
             // url|username|credential, comma separated

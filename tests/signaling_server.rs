@@ -1005,3 +1005,78 @@ fn websocket_upgrade_without_space_after_the_colon_is_accepted() {
         assert_eq!(status, "HTTP/1.1 101 Switching Protocols");
     });
 }
+
+fn jwt(sub: &str, exp_in_s: i64, secret: &str) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    encode(&Header::default(), &json!({"sub": sub, "exp": now + exp_in_s}), &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+#[test]
+fn a_shared_secret_gates_announce_and_nothing_else_works_before_it() {
+    let cfg = ServerConfig { auth: Some(remotemedia_webrtc::signaling::auth::Auth::SharedSecret("opensesame".into())), ..cfg() };
+    run(cfg, |url| async move {
+        let mut bob = Ws::connect(&url, "bob").await;
+        assert_eq!(bob.err("announce", json!({"peer_id": "bob"})).await, err(APPLICATION_ERROR, "unauthorized: this server requires params.token"));
+        assert_eq!(bob.err("announce", json!({"peer_id": "bob", "token": "guess"})).await, err(APPLICATION_ERROR, "unauthorized: wrong token"));
+        // Refused: still not announced, so it cannot relay anything.
+        assert_eq!(bob.err("list_peers", json!({})).await, err(APPLICATION_ERROR, NOT_ANNOUNCED));
+        bob.ok("announce", json!({"peer_id": "bob", "token": "opensesame"})).await;
+        bob.ok("list_peers", json!({})).await;
+    });
+}
+
+#[test]
+fn a_jwt_lets_a_client_announce_only_the_peer_id_it_was_issued_for() {
+    let cfg = ServerConfig { auth: Some(remotemedia_webrtc::signaling::auth::Auth::Jwt { secret: "server key".into() }), ..cfg() };
+    run(cfg, |url| async move {
+        let alices = jwt("alice", 300, "server key");
+        let mut mallory = Ws::connect(&url, "mallory").await;
+        let (code, msg) = mallory.err("announce", json!({"peer_id": "bob", "token": alices})).await;
+        assert_eq!((code, msg.as_str()), (APPLICATION_ERROR, "unauthorized: the token is for \"alice\", not \"bob\""));
+        let (_, msg) = mallory.err("announce", json!({"peer_id": "alice", "token": jwt("alice", -300, "server key")})).await;
+        assert!(msg.starts_with("unauthorized: invalid token"), "{msg}");
+        let (_, msg) = mallory.err("announce", json!({"peer_id": "alice", "token": jwt("alice", 300, "another key")})).await;
+        assert!(msg.starts_with("unauthorized: invalid token"), "{msg}");
+        let mut alice = Ws::connect(&url, "alice").await;
+        alice.ok("announce", json!({"peer_id": "alice", "token": alices})).await;
+    });
+}
+
+#[test]
+fn a_transport_announces_with_its_signaling_token() {
+    let cfg = ServerConfig { auth: Some(remotemedia_webrtc::signaling::auth::Auth::SharedSecret("opensesame".into())), ..cfg() };
+    let server = remotemedia_webrtc::SignalingServer::start(cfg).unwrap();
+    let good = remotemedia_webrtc::Transport::new(remotemedia_webrtc::Config {
+        signaling_url: server.url(),
+        peer_id: "good".into(),
+        signaling_token: "opensesame".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let bad = remotemedia_webrtc::Transport::new(remotemedia_webrtc::Config {
+        signaling_url: server.url(),
+        peer_id: "bad".into(),
+        signaling_token: "guess".into(),
+        reconnect_initial_ms: 50,
+        ..Default::default()
+    })
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut good_in = false;
+    let mut bad_reason = None;
+    while std::time::Instant::now() < deadline && (!good_in || bad_reason.is_none()) {
+        if let Some(remotemedia_webrtc::Event::SignalingConnected) = good.poll_event(Some(Duration::from_millis(20))).unwrap() {
+            good_in = true;
+        }
+        match bad.poll_event(Some(Duration::from_millis(20))).unwrap() {
+            Some(remotemedia_webrtc::Event::SignalingConnected) => panic!("announced with a wrong token"),
+            Some(remotemedia_webrtc::Event::SignalingDisconnected { reason }) => bad_reason = Some(reason),
+            Some(remotemedia_webrtc::Event::Error { message, .. }) => bad_reason = Some(message),
+            _ => {}
+        }
+    }
+    assert!(good_in, "the right token was refused");
+    let reason = bad_reason.expect("the refused transport said nothing");
+    assert!(reason.contains("unauthorized"), "{reason}");
+}

@@ -1,9 +1,13 @@
 //! The standalone signaling server: `rmw_signaling_server [--bind HOST:PORT]
 //! [--max-message-bytes N]` (or RMW_SIGNALING_BIND). Runs until SIGINT/SIGTERM.
+//! Authentication of `announce`: RMW_SIGNALING_SECRET (a shared secret every client sends as
+//! its token) or RMW_SIGNALING_JWT_SECRET (clients send an HS256 JWT whose `sub` is their peer
+//! id). Secrets come from the environment, not the command line, so `ps` does not show them.
 
 #[path = "common/shutdown.rs"]
 mod shutdown;
 
+use remotemedia_webrtc::signaling::auth::Auth;
 use remotemedia_webrtc::{ServerConfig, SignalingServer};
 use std::time::Duration;
 
@@ -11,6 +15,12 @@ fn main() {
     let mut cfg = ServerConfig::default();
     if let Ok(b) = std::env::var("RMW_SIGNALING_BIND") {
         cfg.bind_addr = b;
+    }
+    if let Ok(s) = std::env::var("RMW_SIGNALING_SECRET") {
+        cfg.auth = Some(Auth::SharedSecret(s));
+    }
+    if let Ok(secret) = std::env::var("RMW_SIGNALING_JWT_SECRET") {
+        cfg.auth = Some(Auth::Jwt { secret });
     }
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

@@ -1,10 +1,11 @@
 //! Embedded signaling server exports.
 
 use super::args::*;
-use super::guard::{call, fail};
+use super::guard::{FfiResult, call, fail};
 use super::handles;
 use super::types::rmw_status_t::{self, *};
 use super::types::*;
+use crate::signaling::auth::Auth;
 use crate::signaling::server::{ServerConfig, SignalingServer};
 use std::os::raw::c_char;
 
@@ -18,18 +19,52 @@ pub unsafe extern "C" fn rmw_signaling_server_start(
     max_message_bytes: usize,
     out: *mut rmw_signaling_server_t,
 ) -> rmw_status_t {
-    call("rmw_signaling_server_start", || {
-        let out = unsafe { out_arg(out, "out") }?;
-        let mut cfg = ServerConfig::default();
-        if let Some(addr) = unsafe { opt_str_arg(bind_addr, "bind_addr") }? {
-            cfg.bind_addr = addr.into();
+    call("rmw_signaling_server_start", || unsafe { start(bind_addr, max_message_bytes, None, out) })
+}
+
+/// `auth_kind` of `rmw_signaling_server_start_authenticated`: clients send `secret` itself as
+/// their token.
+pub const RMW_AUTH_SHARED_SECRET: i32 = 1;
+/// Clients send an HS256 JWT signed with `secret`, whose `sub` is the peer id they announce and
+/// whose `exp` has not passed.
+pub const RMW_AUTH_JWT: i32 = 2;
+
+/// As `rmw_signaling_server_start`, but `announce` needs a valid `token` param (a transport
+/// sends its `signaling_token` config field); unauthenticated clients are refused and can do
+/// nothing else. `secret` is copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_signaling_server_start_authenticated(
+    bind_addr: *const c_char,
+    max_message_bytes: usize,
+    auth_kind: i32,
+    secret: *const c_char,
+    out: *mut rmw_signaling_server_t,
+) -> rmw_status_t {
+    call("rmw_signaling_server_start_authenticated", || {
+        let secret = unsafe { str_arg(secret, "secret") }?;
+        if secret.is_empty() {
+            return fail(RMW_ERR_INVALID_ARGUMENT, "secret is empty");
         }
-        if max_message_bytes != 0 {
-            cfg.max_message_bytes = max_message_bytes;
-        }
-        *out = handles::add_server(SignalingServer::start(cfg)?);
-        Ok(())
+        let auth = match auth_kind {
+            RMW_AUTH_SHARED_SECRET => Auth::SharedSecret(secret.into()),
+            RMW_AUTH_JWT => Auth::Jwt { secret: secret.into() },
+            v => return fail(RMW_ERR_INVALID_ARGUMENT, format!("auth_kind must be RMW_AUTH_SHARED_SECRET or RMW_AUTH_JWT, got {v}")),
+        };
+        unsafe { start(bind_addr, max_message_bytes, Some(auth), out) }
     })
+}
+
+unsafe fn start(bind_addr: *const c_char, max_message_bytes: usize, auth: Option<Auth>, out: *mut rmw_signaling_server_t) -> FfiResult {
+    let out = unsafe { out_arg(out, "out") }?;
+    let mut cfg = ServerConfig { auth, ..ServerConfig::default() };
+    if let Some(addr) = unsafe { opt_str_arg(bind_addr, "bind_addr") }? {
+        cfg.bind_addr = addr.into();
+    }
+    if max_message_bytes != 0 {
+        cfg.max_message_bytes = max_message_bytes;
+    }
+    *out = handles::add_server(SignalingServer::start(cfg)?);
+    Ok(())
 }
 
 /// The TCP port the server listens on (useful after binding port 0).

@@ -36,6 +36,8 @@ pub struct ClientSettings {
     pub capabilities: Value,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
+    /// Sent as `params.token` of `announce` when not empty (servers that check it).
+    pub token: String,
 }
 
 enum Outgoing {
@@ -111,7 +113,11 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
                 let mut pending: Pending = HashMap::new();
                 let announce_id = next_id;
                 next_id += 1;
-                let announce = rpc::request(announce_id, "announce", json!({"peer_id": s.peer_id, "capabilities": s.capabilities}));
+                let mut params = json!({"peer_id": s.peer_id, "capabilities": s.capabilities});
+                if !s.token.is_empty() {
+                    params["token"] = s.token.clone().into();
+                }
+                let announce = rpc::request(announce_id, "announce", params);
                 let mut announced = false;
                 let mut last_heard = tokio::time::Instant::now();
                 let mut ping = tokio::time::interval(PING_INTERVAL);

@@ -38,11 +38,13 @@ pub struct ServerConfig {
     /// Messages queued toward one client; a relay to a client whose queue is full fails with a
     /// -32000 error to the sender instead of blocking everybody.
     pub outbound_queue: usize,
+    /// When set, `announce` needs a valid `token` param (see `signaling::auth`).
+    pub auth: Option<crate::signaling::auth::Auth>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind_addr: "127.0.0.1:8080".into(), max_message_bytes: 256 * 1024, outbound_queue: 1024 }
+        ServerConfig { bind_addr: "127.0.0.1:8080".into(), max_message_bytes: 256 * 1024, outbound_queue: 1024, auth: None }
     }
 }
 
@@ -360,6 +362,10 @@ impl Connection {
         }
         if let Some(current) = &self.peer_id {
             return Err(RpcError::application(format!("this connection already announced as {current}")));
+        }
+        if let Some(auth) = &self.cfg.auth {
+            // The socket stays unannounced: it can do nothing but try again.
+            auth.check(id, rpc::opt_str_param(params, "token")?).map_err(RpcError::application)?;
         }
         let capabilities = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
         let others: Vec<String> = {

@@ -190,6 +190,7 @@ impl Transport {
                     capabilities: cfg.capabilities.clone(),
                     reconnect_initial: Duration::from_millis(cfg.reconnect_initial_ms.into()),
                     reconnect_max: Duration::from_millis(cfg.reconnect_max_ms.into()),
+                    token: cfg.signaling_token.clone(),
                 },
                 sig_tx,
             );

@@ -300,6 +300,43 @@ static void event_release(rmw_transport_t t) {
     EXPECT(rmw_transport_set_event_callback(t, NULL, NULL), RMW_OK);
 }
 
+/* The first SIGNALING_CONNECTED or ERROR event of `t` (0 if neither within 10 s). */
+static rmw_event_kind_t first_signaling_outcome(rmw_transport_t t) {
+    rmw_event_t ev;
+    int i;
+    for (i = 0; i < 200; i++) {
+        if (rmw_transport_poll_event(t, &ev, 50) != RMW_OK)
+            continue;
+        rmw_event_kind_t k = ev.kind;
+        rmw_event_release(&ev);
+        if (k == RMW_EVENT_SIGNALING_CONNECTED || k == RMW_EVENT_ERROR)
+            return k;
+    }
+    return RMW_EVENT_NONE;
+}
+
+/* An authenticated server admits the transport with its secret and refuses the other. */
+static void authenticated_server(void) {
+    rmw_signaling_server_t s = 0x77;
+    char url[128], cfg[512];
+    size_t len = sizeof url;
+    rmw_transport_t good = 0, bad = 0;
+    EXPECT(rmw_signaling_server_start_authenticated("127.0.0.1:0", 0, 3, "k", &s), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT(rmw_signaling_server_start_authenticated("127.0.0.1:0", 0, RMW_AUTH_SHARED_SECRET, "", &s), RMW_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(s == 0x77, "wrote *out on error");
+    EXPECT(rmw_signaling_server_start_authenticated("127.0.0.1:0", 0, RMW_AUTH_SHARED_SECRET, "opensesame", &s), RMW_OK);
+    EXPECT(rmw_signaling_server_url(s, url, &len), RMW_OK);
+    snprintf(cfg, sizeof cfg, "{\"signaling_url\":\"%s\",\"peer_id\":\"good\",\"ice_policy\":\"loopback\",\"signaling_token\":\"opensesame\"}", url);
+    EXPECT(rmw_transport_new(cfg, &good), RMW_OK);
+    snprintf(cfg, sizeof cfg, "{\"signaling_url\":\"%s\",\"peer_id\":\"bad\",\"ice_policy\":\"loopback\",\"signaling_token\":\"guess\"}", url);
+    EXPECT(rmw_transport_new(cfg, &bad), RMW_OK);
+    EXPECT_TRUE(first_signaling_outcome(good) == RMW_EVENT_SIGNALING_CONNECTED, "the right token was not admitted");
+    EXPECT_TRUE(first_signaling_outcome(bad) == RMW_EVENT_ERROR, "the wrong token was not refused");
+    EXPECT(rmw_transport_free(good), RMW_OK);
+    EXPECT(rmw_transport_free(bad), RMW_OK);
+    EXPECT(rmw_signaling_server_stop(s), RMW_OK);
+}
+
 int main(void) {
     rmw_transport_t t = 0;
     rmw_status_t st;
@@ -322,6 +359,7 @@ int main(void) {
     EXPECT(rmw_transport_free(t), RMW_ERR_INVALID_HANDLE);
     EXPECT(rmw_transport_free(0), RMW_OK);
     EXPECT(rmw_signaling_server_stop(0), RMW_OK);
+    authenticated_server();
 
     printf("api_checks: %s (%d failures)\n", g_failures ? "FAILED" : "OK", g_failures);
     return g_failures ? 1 : 0;
