@@ -26,8 +26,9 @@ type TURNServer struct {
 // (docs/ARCHITECTURE.md, "Configuration"). Zero values are left out, so the library's
 // defaults apply; the booleans whose default is true are pointers (use rmw.Bool(false)).
 type Config struct {
-	SignalingURL             string         `json:"signaling_url,omitempty"` // default ws://127.0.0.1:8080
-	PeerID                   string         `json:"peer_id,omitempty"`       // default: random
+	SignalingURL             string         `json:"signaling_url,omitempty"`   // default ws://127.0.0.1:8080
+	PeerID                   string         `json:"peer_id,omitempty"`         // default: random
+	SignalingToken           string         `json:"signaling_token,omitempty"` // for servers that require authentication
 	STUNServers              []string       `json:"stun_servers,omitempty"`
 	TURNServers              []TURNServer   `json:"turn_servers,omitempty"`
 	MaxPeers                 int            `json:"max_peers,omitempty"` // default 10

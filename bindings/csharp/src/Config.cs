@@ -21,6 +21,7 @@ namespace RemoteMedia.WebRtc
     {
         public string SignalingUrl;           // "ws://127.0.0.1:8080"
         public string PeerId;                 // random
+        public string SignalingToken;         // for servers that require authentication (announce token)
         public string IcePolicy;              // "all" | "loopback" | "relay"
         public string[] StunServers;
         public TurnServer[] TurnServers;
@@ -65,6 +66,7 @@ namespace RemoteMedia.WebRtc
             };
             raw("signaling_url", Json.Str(SignalingUrl));
             raw("peer_id", Json.Str(PeerId));
+            raw("signaling_token", Json.Str(SignalingToken));
             raw("ice_policy", Json.Str(IcePolicy));
             if (StunServers != null)
             {
