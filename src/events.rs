@@ -100,6 +100,17 @@ pub(crate) enum Pop<T = Event> {
     Closed,
 }
 
+impl<T> Pop<T> {
+    /// For a transport's poll methods: the item, `None` on timeout, `Closed` once closed.
+    pub fn into_result(self) -> crate::error::Result<Option<T>> {
+        match self {
+            Pop::Event(item) => Ok(Some(item)),
+            Pop::Timeout => Ok(None),
+            Pop::Closed => Err(crate::error::Error::Closed("transport is closed".into())),
+        }
+    }
+}
+
 impl<T> BoundedQueue<T> {
     pub fn new(capacity: usize) -> Self {
         BoundedQueue {

@@ -156,16 +156,9 @@ pub unsafe extern "C" fn rmw_audio_track_stats_json(track: rmw_audio_track_t, bu
     call("rmw_audio_track_stats_json", || {
         let (t, id) = handles::audio_track(track)?;
         let mut v = serde_json::to_value(t.audio_track_stats(id)?).unwrap_or_default();
-        name_track_by_handle(&mut v);
+        handles::name_track(&mut v, handles::audio_track_handle);
         unsafe { write_string(&v.to_string(), buf, len) }
     })
-}
-
-/// Replaces the core's track id in a stats object by the audio track's C handle.
-pub(super) fn name_track_by_handle(v: &mut serde_json::Value) {
-    if let Some(id) = v.get("track").and_then(|t| t.as_u64()) {
-        v["track"] = handles::audio_track_handle(id).into();
-    }
 }
 
 /// Writes the track's configuration (as given to `rmw_audio_track_new`, defaults filled in)
@@ -282,24 +275,4 @@ pub extern "C" fn rmw_clock_us() -> u64 {
     crate::media::monotonic_us()
 }
 
-impl delivery::CView for rmw_audio_frame_t {
-    type Item = AudioFrame;
-    type Owned = Owned;
-    const WHAT: &'static str = "audio frame";
-
-    fn to_c(transport: u64, item: AudioFrame) -> (Self, Box<Owned>) {
-        frame_to_c(transport, item)
-    }
-
-    fn zeroed() -> Self {
-        zeroed_frame()
-    }
-
-    fn set_internal(&mut self, owned: *mut c_void) {
-        self.internal = owned;
-    }
-
-    unsafe fn internal_of(view: *const Self) -> *mut c_void {
-        unsafe { std::ptr::addr_of!((*view).internal).read() }
-    }
-}
+delivery::c_view!(rmw_audio_frame_t, AudioFrame, Owned, "audio frame", frame_to_c, zeroed_frame);

@@ -25,6 +25,35 @@ pub(super) trait CView: Sized {
     unsafe fn internal_of(view: *const Self) -> *mut c_void;
 }
 
+/// Implements `CView` for a C struct whose storage pointer is its `internal` field:
+/// `c_view!(c type, item type, owned type, "what", to_c fn, zeroed fn)`.
+macro_rules! c_view {
+    ($view:ty, $item:ty, $owned:ty, $what:literal, $to_c:path, $zeroed:path) => {
+        impl $crate::ffi::delivery::CView for $view {
+            type Item = $item;
+            type Owned = $owned;
+            const WHAT: &'static str = $what;
+
+            fn to_c(transport: u64, item: $item) -> (Self, Box<$owned>) {
+                $to_c(transport, item)
+            }
+
+            fn zeroed() -> Self {
+                $zeroed()
+            }
+
+            fn set_internal(&mut self, owned: *mut std::os::raw::c_void) {
+                self.internal = owned;
+            }
+
+            unsafe fn internal_of(view: *const Self) -> *mut std::os::raw::c_void {
+                unsafe { std::ptr::addr_of!((*view).internal).read() }
+            }
+        }
+    };
+}
+pub(super) use c_view;
+
 /// Waits up to `timeout_ms` (negative: without limit) with `take` and writes the item to `*out`,
 /// its storage kept alive (in `internal`) until `release`.
 pub(super) unsafe fn poll<V: CView>(

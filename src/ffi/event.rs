@@ -171,24 +171,4 @@ pub unsafe extern "C" fn rmw_transport_set_event_callback(
 }
 
 
-impl delivery::CView for rmw_event_t {
-    type Item = Event;
-    type Owned = Owned;
-    const WHAT: &'static str = "event";
-
-    fn to_c(transport: u64, item: Event) -> (Self, Box<Owned>) {
-        event_to_c(transport, item)
-    }
-
-    fn zeroed() -> Self {
-        zeroed_event()
-    }
-
-    fn set_internal(&mut self, owned: *mut c_void) {
-        self.internal = owned;
-    }
-
-    unsafe fn internal_of(view: *const Self) -> *mut c_void {
-        unsafe { std::ptr::addr_of!((*view).internal).read() }
-    }
-}
+delivery::c_view!(rmw_event_t, Event, Owned, "event", event_to_c, zeroed_event);

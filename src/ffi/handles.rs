@@ -130,6 +130,13 @@ pub(crate) fn video_track(handle: u64) -> FfiResult<(Arc<Transport>, u64)> {
     child(handle, Kind::VideoTrack, Transport::has_video_track)
 }
 
+/// Replaces the core's track id in a stats object (`"track"`) by the track's C handle.
+pub(crate) fn name_track(v: &mut serde_json::Value, handle: fn(u64) -> u64) {
+    if let Some(id) = v.get("track").and_then(|t| t.as_u64()) {
+        v["track"] = handle(id).into();
+    }
+}
+
 /// Objects owned by a transport (channels, tracks) carry the core's own never-reused id.
 fn child_handle(kind: Kind, core_id: u64) -> u64 {
     if core_id == 0 { 0 } else { ((kind as u64) << KIND_SHIFT) | (core_id & ID_MASK) }

@@ -148,18 +148,12 @@ pub unsafe extern "C" fn rmw_transport_stats_json(transport: rmw_transport_t, bu
         let t = handles::transport(transport)?;
         let mut v = serde_json::to_value(t.stats()).unwrap_or_default();
         // Tracks are named by their C handles, as everywhere in the C API.
-        if let Some(tracks) = v.get_mut("audio_tracks").and_then(|a| a.as_array_mut()) {
-            tracks.iter_mut().for_each(super::audio::name_track_by_handle);
-        }
-        if let Some(tracks) = v.get_mut("video_tracks").and_then(|a| a.as_array_mut()) {
-            tracks.iter_mut().for_each(super::video::name_track_by_handle);
-        }
-        if let Some(peers) = v.get_mut("peer_media").and_then(|a| a.as_array_mut()) {
-            for p in peers {
-                match p.get("kind").and_then(|k| k.as_str()) {
-                    Some("audio") => super::audio::name_track_by_handle(p),
-                    _ => super::video::name_track_by_handle(p),
-                }
+        let handle_of = |kind: &str| if kind == "audio" { handles::audio_track_handle } else { handles::video_track_handle };
+        for (list, kind) in [("audio_tracks", Some("audio")), ("video_tracks", Some("video")), ("peer_media", None)] {
+            for item in v.get_mut(list).and_then(|a| a.as_array_mut()).into_iter().flatten() {
+                // peer_media entries say their kind.
+                let kind = kind.map(String::from).unwrap_or_else(|| item["kind"].as_str().unwrap_or_default().to_string());
+                handles::name_track(item, handle_of(&kind));
             }
         }
         unsafe { write_string(&v.to_string(), buf, len) }

@@ -139,16 +139,9 @@ pub unsafe extern "C" fn rmw_video_track_stats_json(track: rmw_video_track_t, bu
     call("rmw_video_track_stats_json", || {
         let (t, id) = handles::video_track(track)?;
         let mut v = serde_json::to_value(t.video_track_stats(id)?).unwrap_or_default();
-        name_track_by_handle(&mut v);
+        handles::name_track(&mut v, handles::video_track_handle);
         unsafe { write_string(&v.to_string(), buf, len) }
     })
-}
-
-/// Replaces the core's track id in a stats object by the video track's C handle.
-pub(super) fn name_track_by_handle(v: &mut serde_json::Value) {
-    if let Some(id) = v.get("track").and_then(|t| t.as_u64()) {
-        v["track"] = handles::video_track_handle(id).into();
-    }
 }
 
 /// Stops the track (a frame not yet encoded is still sent); the handle becomes invalid. 0 is
@@ -244,24 +237,4 @@ pub unsafe extern "C" fn rmw_transport_set_video_callback(transport: rmw_transpo
     })
 }
 
-impl delivery::CView for rmw_video_frame_t {
-    type Item = VideoFrame;
-    type Owned = Owned;
-    const WHAT: &'static str = "video frame";
-
-    fn to_c(transport: u64, item: VideoFrame) -> (Self, Box<Owned>) {
-        frame_to_c(transport, item)
-    }
-
-    fn zeroed() -> Self {
-        zeroed_frame()
-    }
-
-    fn set_internal(&mut self, owned: *mut c_void) {
-        self.internal = owned;
-    }
-
-    unsafe fn internal_of(view: *const Self) -> *mut c_void {
-        unsafe { std::ptr::addr_of!((*view).internal).read() }
-    }
-}
+delivery::c_view!(rmw_video_frame_t, VideoFrame, Owned, "video frame", frame_to_c, zeroed_frame);

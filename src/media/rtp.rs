@@ -14,6 +14,8 @@ use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+use webrtc::track::track_remote::TrackRemote;
 use std::sync::{Arc, Mutex};
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
@@ -183,6 +185,63 @@ fn ntp_middle_32() -> u32 {
     let secs = now.as_secs() + 2_208_988_800;
     let frac = ((now.subsec_nanos() as u64) << 32) / 1_000_000_000;
     (((secs & 0xffff) << 16) | (frac >> 16)) as u32
+}
+
+/// `seq` as a 64-bit number: the one nearest to `highest` (the highest extended number seen
+/// so far), so sequence numbers keep counting across 16-bit wraps. The first lands at
+/// 2^32 + seq, leaving room below for packets that arrive before it.
+pub(crate) fn extend_seq(highest: Option<u64>, seq: u16) -> u64 {
+    let Some(highest) = highest else { return (1 << 32) + seq as u64 };
+    let base = highest & !0xffff;
+    [base.wrapping_sub(0x10000), base, base + 0x10000]
+        .into_iter()
+        .map(|b| b.wrapping_add(seq as u64))
+        .min_by_key(|&c| c.abs_diff(highest))
+        .unwrap()
+}
+
+/// Reads a remote track's RTP on a task of its own, so that a receive pipeline waiting for a
+/// deadline (jitter buffer, frame assembler) never cancels a read half-way: webrtc-rs's read
+/// is not cancel-safe (its interceptors await after taking the packet). Stops with the track
+/// or when dropped.
+pub(crate) struct RtpReader {
+    rx: tokio::sync::mpsc::Receiver<(Packet, u64)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RtpReader {
+    pub fn spawn(track: Arc<TrackRemote>, queue: usize) -> RtpReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(queue);
+        let task = tokio::spawn(async move {
+            while let Ok((packet, _)) = track.read_rtp().await {
+                if tx.send((packet, crate::media::monotonic_us())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        RtpReader { rx, task }
+    }
+
+    /// The next packet with its arrival time (`media::monotonic_us`), or `Some(None)` when
+    /// `deadline` passes first; `None` once the track has ended.
+    pub async fn next(&mut self, deadline: Option<Instant>) -> Option<Option<(Packet, u64)>> {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            got = self.rx.recv() => got.map(Some),
+            _ = sleep => Some(None),
+        }
+    }
+}
+
+impl Drop for RtpReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 pub(crate) fn random_u32() -> u32 {

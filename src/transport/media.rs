@@ -9,7 +9,7 @@
 use super::{Inner, NEXT_TRACK_ID, State, Transport};
 use crate::dispatch::Handler;
 use crate::error::{Error, Result};
-use crate::events::{Event, MediaKind, Pop};
+use crate::events::{Event, MediaKind};
 use crate::media::audio::receive::{ReceiveSettings as AudioSettings, RemoteAudio};
 use crate::media::audio::send::AudioTrack;
 use crate::media::audio::{AudioFrame, AudioReceiveStats, AudioSendConfig, AudioSendStats, Pcm};
@@ -95,14 +95,6 @@ fn check_target(st: &State, target: &TrackTarget) -> Result<()> {
     }
 }
 
-fn pop<T>(p: Pop<T>) -> Result<Option<T>> {
-    match p {
-        Pop::Event(f) => Ok(Some(f)),
-        Pop::Timeout => Ok(None),
-        Pop::Closed => Err(Error::Closed("transport is closed".into())),
-    }
-}
-
 impl Transport {
     fn check_kind_enabled(&self, kind: MediaKind) -> Result<()> {
         self.check_open()?;
@@ -172,7 +164,7 @@ impl Transport {
 
     /// Next decoded audio frame from any remote track, waiting up to `timeout`.
     pub fn poll_audio(&self, timeout: Option<Duration>) -> Result<Option<AudioFrame>> {
-        pop(self.inner.audio_frames.pop(timeout))
+        self.inner.audio_frames.pop(timeout).into_result()
     }
 
     /// Runs `handler` for every decoded audio frame on this transport's audio thread, with the
@@ -245,7 +237,7 @@ impl Transport {
 
     /// Next decoded video frame from any remote track, waiting up to `timeout`.
     pub fn poll_video(&self, timeout: Option<Duration>) -> Result<Option<VideoFrame>> {
-        pop(self.inner.video_frames.pop(timeout))
+        self.inner.video_frames.pop(timeout).into_result()
     }
 
     /// Runs `handler` for every decoded video frame on this transport's video thread.

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::datachannel::{Channel, ChannelInfo, ChannelOptions, DEFAULT_LABEL};
 use crate::dispatch::{Dispatch, Handler};
 use crate::error::{Error, Result};
-use crate::events::{BoundedQueue, Event, EventQueue, PeerState, Pop};
+use crate::events::{BoundedQueue, Event, EventQueue, PeerState};
 use crate::media::audio::{AudioFrame, AudioReceiveStats, AudioSendStats};
 use crate::media::video::{VideoFrame, VideoReceiveStats, VideoSendStats};
 use crate::peer;
@@ -241,11 +241,7 @@ impl Transport {
     /// Next event, waiting up to `timeout` (None: until one comes or the transport closes).
     /// `Ok(None)` on timeout.
     pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
-        match self.inner.events.pop(timeout) {
-            Pop::Event(e) => Ok(Some(e)),
-            Pop::Timeout => Ok(None),
-            Pop::Closed => Err(Error::Closed("transport is closed".into())),
-        }
+        self.inner.events.pop(timeout).into_result()
     }
 
     /// Runs `handler` for every event on this transport's event thread (started on first

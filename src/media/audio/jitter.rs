@@ -7,6 +7,7 @@
 //! the decoder conceals it, from the next packet's FEC when that one is at hand. Playout
 //! timing is the application's: each frame carries its RTP timestamp and arrival time.
 
+use crate::media::rtp::extend_seq;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ pub(crate) struct JitterBuffer {
     /// Extended sequence number of the next packet to hand out.
     next: Option<u64>,
     /// Highest extended sequence number seen (to extend 16-bit numbers across wraps).
-    highest: u64,
+    highest: Option<u64>,
     /// Since when the head of the line has been missing.
     gap_since: Option<Instant>,
     pub counts: Counts,
@@ -53,26 +54,12 @@ pub(crate) struct JitterBuffer {
 
 impl JitterBuffer {
     pub fn new(max_wait: Duration) -> Self {
-        JitterBuffer { max_wait, held: BTreeMap::new(), next: None, highest: 0, gap_since: None, counts: Counts::default() }
-    }
-
-    /// The 16-bit `seq` as a 64-bit number near the highest one seen.
-    fn extend(&self, seq: u16) -> u64 {
-        if self.next.is_none() {
-            return (1 << 32) + seq as u64; // room below for reordered first packets
-        }
-        let base = self.highest & !0xffff;
-        let candidates = [base.wrapping_sub(0x10000), base, base + 0x10000];
-        candidates
-            .into_iter()
-            .map(|b| b.wrapping_add(seq as u64))
-            .min_by_key(|&c| c.abs_diff(self.highest))
-            .unwrap()
+        JitterBuffer { max_wait, held: BTreeMap::new(), next: None, highest: None, gap_since: None, counts: Counts::default() }
     }
 
     pub fn push(&mut self, seq: u16, held: Held) {
         self.counts.received += 1;
-        let ext = self.extend(seq);
+        let ext = extend_seq(self.highest, seq);
         let next = *self.next.get_or_insert(ext);
         if ext < next || self.held.contains_key(&ext) {
             self.counts.late += 1;
@@ -84,7 +71,7 @@ impl JitterBuffer {
             self.next = Some(ext);
             self.gap_since = None;
         }
-        self.highest = self.highest.max(ext);
+        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.held.insert(ext, held);
     }
 

@@ -9,7 +9,7 @@ use crate::events::BoundedQueue;
 use crate::media::monotonic_us;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use crate::media::rtp::RtpReader;
 use webrtc::track::track_remote::TrackRemote;
 
 const TARGET: &str = "rmw::audio";
@@ -44,30 +44,16 @@ pub(crate) async fn run(track: Arc<TrackRemote>, remote: Arc<RemoteAudio>, setti
             return;
         }
     };
-    // A task of its own reads RTP, so that waiting for the jitter deadline never cancels a
-    // read half-way.
-    let (tx, mut rx) = mpsc::channel(READ_QUEUE);
-    let reader = tokio::spawn(async move {
-        while let Ok((packet, _)) = track.read_rtp().await {
-            if tx.send((packet, monotonic_us())).await.is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        tokio::select! {
-            got = rx.recv() => match got {
-                Some((p, arrival_us)) => pipeline.push(p.header.sequence_number, p.header.timestamp, p.payload, arrival_us),
-                None => break,
-            },
-            _ = sleep_until(pipeline.deadline()) => {}
+    let mut reader = RtpReader::spawn(track, READ_QUEUE);
+    while let Some(got) = reader.next(pipeline.deadline()).await {
+        if let Some((p, arrival_us)) = got {
+            pipeline.push(p.header.sequence_number, p.header.timestamp, p.payload, arrival_us);
         }
         for f in pipeline.drain(Instant::now()) {
             sink.push(f);
         }
         pipeline.update(&mut remote.stats.lock().unwrap());
     }
-    reader.abort();
 }
 
 /// Jitter buffer + decoder of one stream, without I/O: packets in, PCM frames out.
@@ -178,13 +164,6 @@ impl Pipeline {
         s.frames_concealed = self.counts.concealed;
         s.decode_errors = self.counts.errors;
         s.level = self.counts.level;
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! `Lost` tells the caller to ask for a keyframe, since what follows cannot be decoded.
 
 use super::VideoCodec;
+use crate::media::rtp::extend_seq;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -59,16 +60,6 @@ impl Assembler {
         Assembler { codec, max_wait, held: BTreeMap::new(), next: None, highest: None, gap_since: None, counts: Counts::default() }
     }
 
-    fn extend(&self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else { return (1 << 32) + seq as u64 };
-        let base = highest & !0xffff;
-        [base.wrapping_sub(0x10000), base, base + 0x10000]
-            .into_iter()
-            .map(|b| b.wrapping_add(seq as u64))
-            .min_by_key(|&c| c.abs_diff(highest))
-            .unwrap()
-    }
-
     /// Is this payload the first packet of a frame?
     fn is_frame_start(&self, payload: &[u8]) -> bool {
         match (self.codec, payload.first()) {
@@ -85,7 +76,7 @@ impl Assembler {
         if payload.is_empty() {
             return; // padding (bandwidth probing)
         }
-        let ext = self.extend(seq);
+        let ext = extend_seq(self.highest, seq);
         if let Some(h) = self.highest {
             if ext > h + RESET_JUMP {
                 self.counts.dropped += self.held.len() as u64;

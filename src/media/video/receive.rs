@@ -8,10 +8,9 @@ use super::convert;
 use super::vpx::{Decoder, I420Buf};
 use super::{VideoCodec, VideoFrame, VideoOutputFormat, VideoReceiveStats};
 use crate::events::BoundedQueue;
-use crate::media::monotonic_us;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use crate::media::rtp::RtpReader;
 use webrtc::track::track_remote::TrackRemote;
 
 const TARGET: &str = "rmw::video";
@@ -54,22 +53,10 @@ pub(crate) async fn run(
             return;
         }
     };
-    // Its own task reads RTP, so waiting for a deadline never cancels a read half-way.
-    let (tx, mut rx) = mpsc::channel(READ_QUEUE);
-    let reader = tokio::spawn(async move {
-        while let Ok((packet, _)) = track.read_rtp().await {
-            if tx.send((packet, monotonic_us())).await.is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        tokio::select! {
-            got = rx.recv() => match got {
-                Some((p, arrival_us)) => pipeline.push(p.header.sequence_number, p.header.timestamp, p.header.marker, p.payload, arrival_us),
-                None => break,
-            },
-            _ = sleep_until(pipeline.deadline()) => {}
+    let mut reader = RtpReader::spawn(track, READ_QUEUE);
+    while let Some(got) = reader.next(pipeline.deadline()).await {
+        if let Some((p, arrival_us)) = got {
+            pipeline.push(p.header.sequence_number, p.header.timestamp, p.header.marker, p.payload, arrival_us);
         }
         let now = Instant::now();
         // Decoding runs here, on a runtime worker (a few ms per 720p frame): with two workers
@@ -81,14 +68,6 @@ pub(crate) async fn run(
             request_keyframe();
         }
         pipeline.update(&mut remote.stats.lock().unwrap());
-    }
-    reader.abort();
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
 
