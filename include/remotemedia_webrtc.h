@@ -858,6 +858,17 @@ rmw_status_t rmw_signaling_server_start_authenticated(const char *bind_addr,
                                                       rmw_signaling_server_t *out);
 
 /*
+ Starts the signaling server from a JSON object (NULL or "" = all defaults). Fields, all
+ optional: `bind_addr` ("127.0.0.1:8080"), `max_message_bytes` (262144, >= 1024),
+ `outbound_queue` (1024 messages per client), `rate_limit` (`{"per_second":100,"burst":200}`
+ messages a connection may send, `null` = unlimited), `auth` (`{"kind":"shared_secret" or
+ "jwt","secret":"…"}`), `tls` (`{"cert_file":"…pem","key_file":"…pem"}`: serve `wss://` only).
+ Unknown fields and bad values fail with RMW_ERR_INVALID_CONFIG naming the field.
+ */
+rmw_status_t rmw_signaling_server_start_with_config(const char *config_json,
+                                                    rmw_signaling_server_t *out);
+
+/*
  The TCP port the server listens on (useful after binding port 0).
  */
 rmw_status_t rmw_signaling_server_port(rmw_signaling_server_t server, uint16_t *out);

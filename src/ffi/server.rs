@@ -54,6 +54,22 @@ pub unsafe extern "C" fn rmw_signaling_server_start_authenticated(
     })
 }
 
+/// Starts the signaling server from a JSON object (NULL or "" = all defaults). Fields, all
+/// optional: `bind_addr` ("127.0.0.1:8080"), `max_message_bytes` (262144, >= 1024),
+/// `outbound_queue` (1024 messages per client), `rate_limit` (`{"per_second":100,"burst":200}`
+/// messages a connection may send, `null` = unlimited), `auth` (`{"kind":"shared_secret" or
+/// "jwt","secret":"…"}`), `tls` (`{"cert_file":"…pem","key_file":"…pem"}`: serve `wss://` only).
+/// Unknown fields and bad values fail with RMW_ERR_INVALID_CONFIG naming the field.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmw_signaling_server_start_with_config(config_json: *const c_char, out: *mut rmw_signaling_server_t) -> rmw_status_t {
+    call("rmw_signaling_server_start_with_config", || {
+        let out = unsafe { out_arg(out, "out") }?;
+        let json = unsafe { opt_str_arg(config_json, "config_json") }?.unwrap_or("");
+        *out = handles::add_server(SignalingServer::start(ServerConfig::from_json(json)?)?);
+        Ok(())
+    })
+}
+
 unsafe fn start(bind_addr: *const c_char, max_message_bytes: usize, auth: Option<Auth>, out: *mut rmw_signaling_server_t) -> FfiResult {
     let out = unsafe { out_arg(out, "out") }?;
     let mut cfg = ServerConfig { auth, ..ServerConfig::default() };

@@ -2,9 +2,11 @@
 //!
 //! `protocol` parses and builds messages (shared by both ends), `server` is the relay we ship,
 //! `client` is the transport's connection to any server speaking the dialect, `auth` the
-//! optional check of `announce`.
+//! optional check of `announce`, `rate` the server's per-connection message rate limit.
 
 pub mod auth;
 pub mod client;
 pub mod protocol;
+pub mod rate;
 pub mod server;
+pub mod server_config;

@@ -7,6 +7,8 @@
 //! Chromium interop test and usable by hand.
 
 use super::protocol::{self as rpc, Message as Rpc, RpcError};
+use super::rate::{Bucket, Verdict};
+pub use super::server_config::ServerConfig;
 use crate::error::{Error, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -28,26 +30,6 @@ const MAX_PEER_ID_LEN: usize = 256;
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// `host:port`; port 0 picks a free port (see [`SignalingServer::local_addr`]).
-    pub bind_addr: String,
-    /// Largest text frame answered normally; a larger one gets a -32600 error. Frames above
-    /// max(4 × this, 64 KiB) close the connection (the WebSocket layer refuses to buffer them).
-    pub max_message_bytes: usize,
-    /// Messages queued toward one client; a relay to a client whose queue is full fails with a
-    /// -32000 error to the sender instead of blocking everybody.
-    pub outbound_queue: usize,
-    /// When set, `announce` needs a valid `token` param (see `signaling::auth`).
-    pub auth: Option<crate::signaling::auth::Auth>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig { bind_addr: "127.0.0.1:8080".into(), max_message_bytes: 256 * 1024, outbound_queue: 1024, auth: None }
-    }
-}
-
 /// A running server. Dropping it stops it.
 pub struct SignalingServer {
     addr: SocketAddr,
@@ -58,12 +40,7 @@ pub struct SignalingServer {
 impl SignalingServer {
     /// Binds and starts serving on a runtime of its own; returns once the socket is bound.
     pub fn start(cfg: ServerConfig) -> Result<SignalingServer> {
-        if cfg.max_message_bytes < 1024 {
-            return Err(Error::Config(format!("max_message_bytes must be >= 1024, got {}", cfg.max_message_bytes)));
-        }
-        if cfg.outbound_queue == 0 {
-            return Err(Error::Config("outbound_queue must be > 0".into()));
-        }
+        cfg.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rmw-signaling")
@@ -233,7 +210,7 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, hub: Arc<Hub>, 
         let _ = sink.close().await;
     });
     let mut last_heard = tokio::time::Instant::now();
-    let mut conn = Connection { id: hub.next_conn.fetch_add(1, Ordering::Relaxed), peer_id: None, tx, hub: hub.clone(), cfg };
+    let mut conn = Connection::new(&hub, tx, cfg);
     loop {
         let frame = tokio::select! {
             _ = shutdown.changed() => break,
@@ -244,31 +221,78 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, hub: Arc<Hub>, 
             f = source.next() => f,
         };
         last_heard = tokio::time::Instant::now();
-        match frame {
-            Some(Ok(WsMessage::Text(text))) => {
-                if let Some(reply) = conn.handle_text(text.as_str()) {
-                    if conn.tx.send(reply).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            Some(Ok(WsMessage::Binary(_))) => {
-                let reply = rpc::response(&Value::Null, Err(RpcError::new(rpc::INVALID_REQUEST, "binary frames are not supported: send JSON text")));
-                if conn.tx.send(reply).await.is_err() {
-                    break;
-                }
-            }
+        let reply = match frame {
+            Some(Ok(WsMessage::Text(text))) => conn.handle_frame(Frame::Text(text.as_str()), std::time::Instant::now()),
+            Some(Ok(WsMessage::Binary(_))) => conn.handle_frame(Frame::Binary, std::time::Instant::now()),
             Some(Ok(WsMessage::Close(_))) | None => break,
-            Some(Ok(_)) => {} // ping/pong are answered by tungstenite
+            Some(Ok(_)) => None, // ping/pong are answered by tungstenite
             Some(Err(e)) => {
                 tracing::debug!(target: "rmw::signaling::server", %remote, error = %e, "connection error");
                 break;
             }
+        };
+        if let Some(reply) = reply {
+            if conn.tx.send(reply).await.is_err() {
+                break;
+            }
+        }
+        if conn.flooding {
+            tracing::info!(target: "rmw::signaling::server", %remote, peer = ?conn.peer_id, "closing a client that ignores the rate limit");
+            break;
         }
     }
     conn.leave();
     drop(conn);
     let _ = writer.await;
+}
+
+/// Runs `frames` — (client index, text) from `clients` connected sockets — through the server's
+/// message handling without sockets, threads or a runtime, then closes every connection, and
+/// returns what each client was sent, in order. A client closed for flooding sends nothing more.
+/// For the `signaling_server` fuzz target (fuzz/) and tests of the handling's invariants.
+#[doc(hidden)]
+pub fn handle_frames_offline(cfg: ServerConfig, clients: usize, frames: &[(usize, &str)]) -> Vec<Vec<String>> {
+    let hub = Arc::new(Hub::default());
+    let cfg = Arc::new(cfg);
+    let (mut conns, mut inboxes): (Vec<_>, Vec<_>) = (0..clients.max(1))
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(cfg.outbound_queue);
+            (Connection::new(&hub, tx, cfg.clone()), rx)
+        })
+        .unzip();
+    let mut received = vec![Vec::new(); conns.len()];
+    let mut drain = |inboxes: &mut Vec<mpsc::Receiver<String>>| {
+        for (inbox, got) in inboxes.iter_mut().zip(received.iter_mut()) {
+            while let Ok(m) = inbox.try_recv() {
+                got.push(m);
+            }
+        }
+    };
+    let now = std::time::Instant::now();
+    for &(i, text) in frames {
+        let conn = &mut conns[i % clients.max(1)];
+        if conn.flooding {
+            continue;
+        }
+        if let Some(reply) = conn.handle_frame(Frame::Text(text), now) {
+            let _ = conn.tx.try_send(reply);
+        }
+        if conn.flooding {
+            conn.leave();
+        }
+        drain(&mut inboxes);
+    }
+    for conn in &mut conns {
+        conn.leave();
+    }
+    drain(&mut inboxes);
+    received
+}
+
+/// A WebSocket data frame as the message handling sees it.
+enum Frame<'a> {
+    Text(&'a str),
+    Binary,
 }
 
 struct Connection {
@@ -277,10 +301,42 @@ struct Connection {
     tx: mpsc::Sender<String>,
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
+    bucket: Option<Bucket>,
+    /// Set when the client kept sending past the rate limit: the connection is to be closed.
+    flooding: bool,
 }
 
 impl Connection {
-    /// Handles one text frame; returns the response to send back, if any.
+    fn new(hub: &Arc<Hub>, tx: mpsc::Sender<String>, cfg: Arc<ServerConfig>) -> Connection {
+        let bucket = cfg.rate_limit.map(|limit| Bucket::new(limit, std::time::Instant::now()));
+        Connection { id: hub.next_conn.fetch_add(1, Ordering::Relaxed), peer_id: None, tx, hub: hub.clone(), cfg, bucket, flooding: false }
+    }
+
+    /// Handles one data frame received at `now`; returns the response to send back, if any.
+    fn handle_frame(&mut self, frame: Frame<'_>, now: std::time::Instant) -> Option<String> {
+        if let Some(bucket) = &mut self.bucket {
+            match bucket.take(now) {
+                Verdict::Accept => {}
+                verdict => {
+                    // Answered (id null: the frame is not parsed) so a well-meaning client learns
+                    // why; nothing in it is executed or relayed.
+                    let mut msg = bucket.describe();
+                    if matches!(verdict, Verdict::Disconnect) {
+                        self.flooding = true;
+                        msg.push_str(": closing the connection");
+                    }
+                    return Some(rpc::response(&Value::Null, Err(RpcError::application(msg))));
+                }
+            }
+        }
+        match frame {
+            Frame::Text(text) => self.handle_text(text),
+            Frame::Binary => {
+                Some(rpc::response(&Value::Null, Err(RpcError::new(rpc::INVALID_REQUEST, "binary frames are not supported: send JSON text"))))
+            }
+        }
+    }
+
     fn handle_text(&mut self, text: &str) -> Option<String> {
         if text.len() > self.cfg.max_message_bytes {
             let msg = format!("message of {} bytes exceeds the limit of {} bytes", text.len(), self.cfg.max_message_bytes);
