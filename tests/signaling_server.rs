@@ -848,7 +848,8 @@ fn oversized_message_is_refused_and_the_connection_stays_usable() {
 
 #[test]
 fn a_target_that_does_not_read_fails_the_relay_instead_of_blocking() {
-    let tiny_queue = ServerConfig { outbound_queue: 2, ..cfg() };
+    // No rate limit: this test needs more offers than a burst to fill the queue.
+    let tiny_queue = ServerConfig { outbound_queue: 2, rate_limit: None, ..cfg() };
     run(tiny_queue, |url| async move {
         let mut a = Ws::announced(&url, "alice").await;
         // bob announces and then never reads his socket again.
@@ -1079,4 +1080,69 @@ fn a_transport_announces_with_its_signaling_token() {
     assert!(good_in, "the right token was refused");
     let reason = bad_reason.expect("the refused transport said nothing");
     assert!(reason.contains("unauthorized"), "{reason}");
+}
+
+#[test]
+fn a_flooding_client_is_refused_then_disconnected_and_others_are_unaffected() {
+    use remotemedia_webrtc::signaling::rate::RateLimit;
+    const LIMITED: &str = "rate limit exceeded: more than 5 messages/s (burst 10)";
+    let limited = ServerConfig { rate_limit: Some(RateLimit { per_second: 5, burst: 10 }), ..cfg() };
+    run(limited, |url| async move {
+        let mut a = Ws::announced(&url, "alice").await; // 1 of alice's burst of 10
+        let mut b = Ws::announced(&url, "bob").await;
+        a.notification("peer_joined").await;
+        for _ in 0..9 {
+            a.ok("list_peers", json!({})).await;
+        }
+        // The burst is spent: refused with id null, not executed, not relayed.
+        a.send_json(json!({"jsonrpc": "2.0", "id": 50, "method": "offer", "params": {"to_peer_id": "bob", "sdp": SDP}})).await;
+        assert_eq!(error_of(&a.response(&Value::Null).await), err(APPLICATION_ERROR, LIMITED));
+        b.assert_quiet().await;
+        // Tokens come back at 5/s: after 0.5 s two more messages pass, and bob is served all along.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(a.ok("offer", json!({"to_peer_id": "bob", "sdp": SDP})).await["to_peer_id"], "bob");
+        assert_eq!(b.notification("offer").await["from_peer_id"], "alice");
+        assert_eq!(b.ok("list_peers", json!({})).await["count"], 2);
+        // Ignoring the errors for a whole burst more gets alice disconnected; bob sees her leave.
+        for i in 0..30 {
+            if a.ws.send(Message::text(json!({"jsonrpc": "2.0", "id": 100 + i, "method": "list_peers"}).to_string())).await.is_err() {
+                break;
+            }
+        }
+        let mut refusals = 0;
+        loop {
+            match a.read(WAIT).await {
+                Got::Json(v) if v.get("error").is_some() => {
+                    let (code, message) = error_of(&v);
+                    assert_eq!(code, APPLICATION_ERROR);
+                    assert!(message.starts_with(LIMITED), "{message}");
+                    refusals += 1;
+                }
+                Got::Json(_) => {} // the one or two that the refill let through
+                Got::Closed => break,
+                Got::Timeout => panic!("a flooding client was not disconnected"),
+            }
+        }
+        assert!((10..=12).contains(&refusals), "{refusals} refusals before the disconnect");
+        assert_eq!(b.notification("peer_left").await, json!({"peer_id": "alice"}));
+        b.ok("list_peers", json!({})).await;
+    });
+}
+
+#[test]
+fn handling_without_sockets_keeps_its_promises() {
+    // The entry point the signaling_server fuzz target drives: the same handling as a socket.
+    let frames = [
+        (0, r#"{"jsonrpc":"2.0","id":1,"method":"announce","params":{"peer_id":"alice"}}"#),
+        (1, r#"{"jsonrpc":"2.0","id":1,"method":"announce","params":{"peer_id":"bob"}}"#),
+        (1, r#"{"jsonrpc":"2.0","id":2,"method":"offer","params":{"to_peer_id":"alice","sdp":"v=0"}}"#),
+        (2, r#"{"jsonrpc":"2.0","id":1,"method":"offer","params":{"to_peer_id":"alice","sdp":"v=0"}}"#),
+    ];
+    let got = remotemedia_webrtc::signaling::server::handle_frames_offline(cfg(), 3, &frames);
+    let parsed: Vec<Vec<Value>> = got.iter().map(|c| c.iter().map(|m| serde_json::from_str(m).unwrap()).collect()).collect();
+    assert_eq!(parsed[0][0]["result"]["peer_id"], "alice");
+    assert_eq!(parsed[0][1]["method"], "peer_joined");
+    assert_eq!(parsed[0][2]["params"]["from_peer_id"], "bob");
+    assert_eq!(parsed[1].last().unwrap()["method"], "peer_left"); // everyone is closed at the end
+    assert_eq!(parsed[2], vec![json!({"jsonrpc": "2.0", "id": 1, "error": {"code": APPLICATION_ERROR, "message": NOT_ANNOUNCED}})]);
 }
