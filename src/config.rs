@@ -33,8 +33,11 @@ pub enum IcePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `ws://host:port[/path]` of a server speaking docs/PROTOCOL.md.
+    /// `ws://host:port[/path]` or `wss://…` of a server speaking docs/PROTOCOL.md.
     pub signaling_url: String,
+    /// For `wss://`: a PEM file of CA certificates trusted in addition to the system's (a
+    /// private CA, or a self-signed server certificate). Verification is always on.
+    pub signaling_ca_file: String,
     /// Our id on the signaling server. Empty: a random id `peer-xxxxxxxx` is chosen.
     pub peer_id: String,
     /// Sent with `announce` to servers that require authentication: their shared secret, or a
@@ -107,6 +110,7 @@ impl Default for Config {
             signaling_url: "ws://127.0.0.1:8080".into(),
             peer_id: String::new(),
             signaling_token: String::new(),
+            signaling_ca_file: String::new(),
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),
             max_peers: 10,
@@ -195,6 +199,7 @@ impl Config {
         if let Some(v) = get("WEBRTC_SIGNALING_URL") { c.signaling_url = v; }
         if let Some(v) = get("WEBRTC_PEER_ID") { c.peer_id = v; }
         if let Some(v) = get("WEBRTC_SIGNALING_TOKEN") { c.signaling_token = v; }
+        if let Some(v) = get("WEBRTC_SIGNALING_CA_FILE") { c.signaling_ca_file = v; }
         if let Some(v) = get("WEBRTC_STUN_SERVERS") { c.stun_servers = list(v); }
         if let Some(v) = get("WEBRTC_TURN_SERVERS") {
             // url|username|credential, comma separated
@@ -234,14 +239,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         let url = self.signaling_url.as_str();
-        check(url.starts_with("ws://"), || {
-            if url.starts_with("wss://") {
-                format!("signaling_url: wss:// is not supported by this build yet, got {url:?}")
-            } else {
-                format!("signaling_url must start with ws://, got {url:?}")
-            }
-        })?;
-        check(url.len() > "ws://".len(), || "signaling_url has no host".into())?;
+        let host = url.strip_prefix("ws://").or_else(|| url.strip_prefix("wss://"));
+        check(host.is_some(), || format!("signaling_url must start with ws:// or wss://, got {url:?}"))?;
+        check(host.is_some_and(|h| !h.is_empty()), || "signaling_url has no host".into())?;
         check(self.peer_id.len() <= 256, || format!("peer_id is {} bytes, at most 256", self.peer_id.len()))?;
         check(!self.peer_id.chars().any(char::is_control), || "peer_id contains control characters".into())?;
         for (i, s) in self.stun_servers.iter().enumerate() {

@@ -48,3 +48,26 @@ fn echo_peer_through_the_standalone_server() {
     me.send_on_channel(ch, &[9, 8, 7], true).unwrap();
     assert_eq!(next_message(&me), ("data".to_string(), vec![9, 8, 7], true));
 }
+
+#[test]
+fn standalone_server_takes_a_config_file_and_names_its_mistakes() {
+    let dir = std::env::temp_dir().join(format!("rmw-bin-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"bind_addr":"127.0.0.1:0","rate_limit":{"per_second":50,"burst":80}}"#).unwrap();
+    let mut server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server")).arg("--config").arg(&good).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("ws://")).expect("server prints its URL").to_string();
+    transport(&url, "configured");
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"rate_limit":{"per_second":0,"burst":1}}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server")).arg("--config").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.json") && stderr.contains("per_second and burst must be > 0"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,7 +47,11 @@ fn main() {
     }
     shutdown::install();
     let server = SignalingServer::start(cfg).unwrap_or_else(|e| fail(&e.to_string()));
-    println!("rmw_signaling_server listening on {} (browser test page: http://{}/)", server.url(), server.local_addr());
+    if server.url().starts_with("wss://") {
+        println!("rmw_signaling_server listening on {}", server.url());
+    } else {
+        println!("rmw_signaling_server listening on {} (browser test page: http://{}/)", server.url(), server.local_addr());
+    }
     while !shutdown::requested() {
         std::thread::sleep(Duration::from_millis(100));
     }

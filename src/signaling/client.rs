@@ -38,6 +38,8 @@ pub struct ClientSettings {
     pub reconnect_max: Duration,
     /// Sent as `params.token` of `announce` when not empty (servers that check it).
     pub token: String,
+    /// How `wss://` servers are verified (`signaling::tls::client_config`); unused for `ws://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 enum Outgoing {
@@ -105,9 +107,20 @@ type Pending = HashMap<u64, (String, Option<oneshot::Sender<Result<Value>>>)>;
 async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, events: mpsc::UnboundedSender<ClientEvent>, connected: Arc<AtomicBool>) {
     let mut backoff = s.reconnect_initial;
     let mut next_id: u64 = 1;
+    let mut reported_failure: Option<String> = None;
     loop {
-        let reason = match tokio_tungstenite::connect_async_with_config(s.url.as_str(), None, true).await {
-            Err(e) => format!("connect {}: {e}", s.url),
+        let connector = s.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let reason = match tokio_tungstenite::connect_async_tls_with_config(s.url.as_str(), None, true, connector).await {
+            Err(e) => {
+                // Surfaced once per distinct cause (a bad certificate, a refused port), not on
+                // every retry of a server that stays down.
+                let reason = format!("cannot connect to the signaling server {}: {e}", s.url);
+                if reported_failure.as_deref() != Some(reason.as_str()) {
+                    let _ = events.send(ClientEvent::Error { message: reason.clone() });
+                    reported_failure = Some(reason.clone());
+                }
+                reason
+            }
             Ok((ws, _)) => {
                 let (mut sink, mut source) = ws.split();
                 let mut pending: Pending = HashMap::new();
@@ -159,6 +172,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
                                         FrameOutcome::Announced(others) => {
                                             announced = true;
                                             backoff = s.reconnect_initial;
+                                            reported_failure = None;
                                             connected.store(true, Ordering::Release);
                                             tracing::info!(target: TARGET, peer_id = %s.peer_id, url = %s.url, "announced");
                                             let _ = events.send(ClientEvent::Connected { other_peers: others });

@@ -2,7 +2,7 @@
 //!
 //! `protocol` parses and builds messages (shared by both ends), `server` is the relay we ship,
 //! `client` is the transport's connection to any server speaking the dialect, `auth` the
-//! optional check of `announce`, `rate` the server's per-connection message rate limit.
+//! optional check of `announce`, `rate` the server's per-connection message rate limit, `tls` the rustls set-up of `wss://`.
 
 pub mod auth;
 pub mod client;
@@ -10,3 +10,4 @@ pub mod protocol;
 pub mod rate;
 pub mod server;
 pub mod server_config;
+pub(crate) mod tls;

@@ -17,9 +17,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -29,18 +30,24 @@ const MAX_PEER_ID_LEN: usize = 256;
 /// vanished client releases its id (a reconnect would otherwise be refused as a duplicate).
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+/// A TLS client that does not finish its handshake in this time is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running server. Dropping it stops it.
 pub struct SignalingServer {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     runtime: Option<tokio::runtime::Runtime>,
+    tls: bool,
 }
 
 impl SignalingServer {
     /// Binds and starts serving on a runtime of its own; returns once the socket is bound.
     pub fn start(cfg: ServerConfig) -> Result<SignalingServer> {
         cfg.validate()?;
+        // Certificate problems fail the start, not every later handshake.
+        let acceptor = cfg.tls.as_ref().map(super::tls::acceptor).transpose()?;
+        let tls = acceptor.is_some();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rmw-signaling")
@@ -52,18 +59,18 @@ impl SignalingServer {
         let addr = listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
         let hub = Arc::new(Hub::default());
-        runtime.spawn(accept_loop(listener, hub, Arc::new(cfg), rx));
-        tracing::info!(target: "rmw::signaling::server", %addr, "signaling server listening");
-        Ok(SignalingServer { addr, shutdown, runtime: Some(runtime) })
+        runtime.spawn(accept_loop(listener, hub, Arc::new(cfg), acceptor, rx));
+        tracing::info!(target: "rmw::signaling::server", %addr, tls, "signaling server listening");
+        Ok(SignalingServer { addr, shutdown, runtime: Some(runtime), tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `ws://` URL clients use to reach this server.
+    /// `ws://` (or `wss://` with TLS) URL clients use to reach this server.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
+        format!("{}://{}", if self.tls { "wss" } else { "ws" }, self.addr)
     }
 
     /// Stops accepting, closes every connection and joins the server's threads.
@@ -119,14 +126,14 @@ impl Hub {
     }
 }
 
-async fn accept_loop(listener: TcpListener, hub: Arc<Hub>, cfg: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, hub: Arc<Hub>, cfg: Arc<ServerConfig>, tls: Option<TlsAcceptor>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, peer, hub.clone(), cfg.clone(), shutdown.clone()));
+                    tokio::spawn(serve_connection(stream, peer, hub.clone(), cfg.clone(), tls.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -179,11 +186,33 @@ async fn serve_http(mut stream: TcpStream, head: &str) {
     let _ = stream.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, remote: SocketAddr, hub: Arc<Hub>, cfg: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>) {
-    let Some(head) = peek_request_head(&stream).await else { return };
-    if !is_websocket_upgrade(&head) {
-        return serve_http(stream, &head).await;
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    hub: Arc<Hub>,
+    cfg: Arc<ServerConfig>,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        let Some(head) = peek_request_head(&stream).await else { return };
+        if !is_websocket_upgrade(&head) {
+            return serve_http(stream, &head).await;
+        }
+        return serve_websocket(stream, remote, hub, cfg, shutdown).await;
+    };
+    // With TLS the port speaks WebSocket only: the browser page is for plain local testing.
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => serve_websocket(stream, remote, hub, cfg, shutdown).await,
+        Ok(Err(e)) => tracing::debug!(target: "rmw::signaling::server", %remote, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(target: "rmw::signaling::server", %remote, "TLS handshake timed out"),
     }
+}
+
+async fn serve_websocket<S>(stream: S, remote: SocketAddr, hub: Arc<Hub>, cfg: Arc<ServerConfig>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let ws_limit = (cfg.max_message_bytes * 4).max(64 * 1024);
     let ws_cfg = WebSocketConfig::default().max_message_size(Some(ws_limit)).max_frame_size(Some(ws_limit));
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(ws_cfg)).await {

@@ -181,6 +181,11 @@ impl Transport {
         let audio_frames = Arc::new(BoundedQueue::new(cfg.audio_queue_capacity as usize));
         let video_frames = Arc::new(BoundedQueue::new(cfg.video_queue_capacity as usize));
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        // Built here so a missing or unreadable CA file fails the create, not each connect.
+        let tls_config = match cfg.signaling_url.starts_with("wss://") {
+            true => Some(crate::signaling::tls::client_config(&cfg.signaling_ca_file)?),
+            false => None,
+        };
         let inner = {
             let _guard = runtime.enter();
             let signaling = SignalingClient::spawn(
@@ -191,6 +196,7 @@ impl Transport {
                     reconnect_initial: Duration::from_millis(cfg.reconnect_initial_ms.into()),
                     reconnect_max: Duration::from_millis(cfg.reconnect_max_ms.into()),
                     token: cfg.signaling_token.clone(),
+                    tls: tls_config,
                 },
                 sig_tx,
             );
