@@ -88,7 +88,8 @@ pub struct Config {
     pub ice_policy: IcePolicy,
     /// Answer incoming offers without asking the application.
     pub auto_answer: bool,
-    /// ICE timeouts (RFC 7675 consent is checked at the keepalive interval).
+    /// ICE timeouts, both counted from the last packet heard from the peer: disconnected after
+    /// the first, failed (and freed) after the second. Checked at the keepalive interval.
     pub ice_disconnected_timeout_ms: u32,
     pub ice_failed_timeout_ms: u32,
     pub ice_keepalive_interval_ms: u32,
@@ -136,7 +137,9 @@ impl Default for Config {
             ice_failed_timeout_ms: 25000,
             ice_keepalive_interval_ms: 2000,
             reconnect_initial_ms: 100,
-            reconnect_max_ms: 5000,
+            // A restarted server sees every client back within 2 s; the jitter of the backoff
+            // (signaling::client) spreads them over that time.
+            reconnect_max_ms: 1500,
             event_queue_capacity: 8192,
             worker_threads: 2,
             capabilities: serde_json::json!({"audio": false, "video": false, "data": true}),

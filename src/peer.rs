@@ -57,9 +57,12 @@ pub(crate) fn build_api(cfg: &Config) -> Result<API> {
     s.set_sctp_max_message_size_can_send(SctpMaxMessageSize::Bounded(MAX_SEND_MESSAGE_SIZE as u32));
     // mDNS would bind 0.0.0.0:5353 and multicast; host candidates carry plain IPs instead.
     s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // Both of our timeouts count from the last packet heard; webrtc-rs counts its failed timeout
+    // from the end of the disconnected one (and 0 would mean "never fail").
+    let failed_after_disconnected = cfg.ice_failed_timeout_ms.saturating_sub(cfg.ice_disconnected_timeout_ms).max(1);
     s.set_ice_timeouts(
         Some(Duration::from_millis(cfg.ice_disconnected_timeout_ms.into())),
-        Some(Duration::from_millis(cfg.ice_failed_timeout_ms.into())),
+        Some(Duration::from_millis(failed_after_disconnected.into())),
         Some(Duration::from_millis(cfg.ice_keepalive_interval_ms.into())),
     );
     // A connectivity check that arrives before the trickled candidate makes a peer-reflexive

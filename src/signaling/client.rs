@@ -200,7 +200,10 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
         };
         tracing::debug!(target: TARGET, %reason, retry_in = ?backoff, "signaling not connected");
         // Wait out the backoff, but still honour close and refuse calls meanwhile.
-        let sleep = tokio::time::sleep(backoff);
+        // 75-100% of the backoff, at random: clients of a restarted server do not all come
+        // back in the same instant.
+        let jitter = 0.75 + 0.25 * f64::from(crate::media::rtp::random_u32()) / f64::from(u32::MAX);
+        let sleep = tokio::time::sleep(backoff.mul_f64(jitter));
         tokio::pin!(sleep);
         loop {
             tokio::select! {

@@ -377,6 +377,14 @@ impl Inner {
             channels: codec.capability.channels,
         };
         let (w, r) = (Arc::downgrade(self), remote.to_string());
+        let report: crate::media::ReportFailure = {
+            let (w, peer_id) = (w.clone(), r.clone());
+            Box::new(move |message| {
+                if let Some(inner) = w.upgrade() {
+                    inner.events.push(Event::Error { peer_id: Some(peer_id.clone()), message });
+                }
+            })
+        };
         match (kind, VideoCodec::from_mime(&mime)) {
             (MediaKind::Audio, _) if mime == "audio/opus" => {
                 let ra = Arc::new(RemoteAudio {
@@ -394,7 +402,7 @@ impl Inner {
                 };
                 let sink = self.audio_frames.clone();
                 tokio::spawn(async move {
-                    crate::media::audio::receive::run(track, ra.clone(), settings, sink).await;
+                    crate::media::audio::receive::run(track, ra.clone(), settings, sink, report).await;
                     if let Some(inner) = w.upgrade() {
                         inner.with_peer_any(&r, |m| m.remote_audio.retain(|a| !Arc::ptr_eq(a, &ra)));
                         inner.events.push(Event::TrackRemoved { peer_id: r, track_id, kind: MediaKind::Audio });
@@ -421,7 +429,7 @@ impl Inner {
                 });
                 let sink = self.video_frames.clone();
                 tokio::spawn(async move {
-                    crate::media::video::receive::run(track, vc, rv.clone(), settings, sink, request_keyframe).await;
+                    crate::media::video::receive::run(track, vc, rv.clone(), settings, sink, request_keyframe, report).await;
                     if let Some(inner) = w.upgrade() {
                         inner.with_peer_any(&r, |m| m.remote_video.retain(|v| !Arc::ptr_eq(v, &rv)));
                         inner.events.push(Event::TrackRemoved { peer_id: r, track_id, kind: MediaKind::Video });

@@ -6,7 +6,7 @@ use super::decode::OpusDecoder;
 use super::jitter::{Held, JitterBuffer, Out};
 use super::{AudioFrame, AudioReceiveStats, SampleFormat, Samples, level_dbov};
 use crate::events::BoundedQueue;
-use crate::media::monotonic_us;
+use crate::media::{DecodeFailures, ReportFailure, monotonic_us};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use crate::media::rtp::RtpReader;
@@ -32,11 +32,18 @@ pub(crate) struct RemoteAudio {
 }
 
 /// Runs until the track ends (remote removed it, connection closed).
-pub(crate) async fn run(track: Arc<TrackRemote>, remote: Arc<RemoteAudio>, settings: ReceiveSettings, sink: Arc<BoundedQueue<AudioFrame>>) {
+pub(crate) async fn run(
+    track: Arc<TrackRemote>,
+    remote: Arc<RemoteAudio>,
+    settings: ReceiveSettings,
+    sink: Arc<BoundedQueue<AudioFrame>>,
+    report: ReportFailure,
+) {
     let (peer_id, track_id) = {
         let s = remote.stats.lock().unwrap();
         (s.peer_id.clone(), s.track_id.clone())
     };
+    let mut failures = DecodeFailures::new(format!("audio track {track_id} from {peer_id}"), report);
     let mut pipeline = match Pipeline::new(peer_id.clone(), track_id, settings) {
         Ok(p) => p,
         Err(e) => {
@@ -49,9 +56,11 @@ pub(crate) async fn run(track: Arc<TrackRemote>, remote: Arc<RemoteAudio>, setti
         if let Some((p, arrival_us)) = got {
             pipeline.push(p.header.sequence_number, p.header.timestamp, p.payload, arrival_us);
         }
-        for f in pipeline.drain(Instant::now()) {
+        let now = Instant::now();
+        for f in pipeline.drain(now) {
             sink.push(f);
         }
+        failures.observe(pipeline.counts.errors, &pipeline.last_error, now);
         pipeline.update(&mut remote.stats.lock().unwrap());
     }
 }
@@ -66,6 +75,7 @@ pub(crate) struct Pipeline {
     /// RTP timestamp the next frame should have (for concealed frames).
     next_ts: Option<u32>,
     counts: Counts,
+    last_error: String,
 }
 
 #[derive(Default)]
@@ -87,6 +97,7 @@ impl Pipeline {
             settings,
             next_ts: None,
             counts: Counts { level: 127, ..Default::default() },
+            last_error: String::new(),
         })
     }
 
@@ -128,6 +139,7 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.counts.errors += 1;
+                    self.last_error = format!("opus: {e}");
                     tracing::debug!(target: TARGET, peer = %self.peer_id, error = %e, "opus decode failed");
                 }
             }

@@ -11,6 +11,7 @@ use crate::events::BoundedQueue;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use crate::media::rtp::RtpReader;
+use crate::media::{DecodeFailures, ReportFailure};
 use webrtc::track::track_remote::TrackRemote;
 
 const TARGET: &str = "rmw::video";
@@ -41,11 +42,13 @@ pub(crate) async fn run(
     settings: ReceiveSettings,
     sink: Arc<BoundedQueue<VideoFrame>>,
     request_keyframe: KeyframeRequest,
+    report: ReportFailure,
 ) {
     let (peer_id, track_id) = {
         let s = remote.stats.lock().unwrap();
         (s.peer_id.clone(), s.track_id.clone())
     };
+    let mut failures = DecodeFailures::new(format!("video track {track_id} from {peer_id}"), report);
     let mut pipeline = match Pipeline::new(peer_id.clone(), track_id, codec, settings) {
         Ok(p) => p,
         Err(e) => {
@@ -67,6 +70,7 @@ pub(crate) async fn run(
         if pipeline.take_keyframe_request(now) {
             request_keyframe();
         }
+        failures.observe(pipeline.counts.errors, &pipeline.last_error, now);
         pipeline.update(&mut remote.stats.lock().unwrap());
     }
 }
@@ -86,6 +90,7 @@ pub(crate) struct Pipeline {
     ask: bool,
     last_pli: Option<Instant>,
     counts: Counts,
+    last_error: String,
 }
 
 #[derive(Default)]
@@ -113,6 +118,7 @@ impl Pipeline {
             ask: false,
             last_pli: None,
             counts: Counts::default(),
+            last_error: String::new(),
         })
     }
 
@@ -147,13 +153,17 @@ impl Pipeline {
                             (self.counts.width, self.counts.height) = (img.width, img.height);
                             match self.frame(img, timestamp, arrival_us, keyframe) {
                                 Some(f) => frames.push(f),
-                                None => self.counts.errors += 1,
+                                None => {
+                                    self.counts.errors += 1;
+                                    self.last_error = format!("{}: cannot convert a {}x{} picture", self.codec.name(), self.counts.width, self.counts.height);
+                                }
                             }
                         }
                         Ok(None) => {}
                         Err(e) => {
                             tracing::debug!(target: TARGET, peer = %self.peer_id, error = %e, "decode failed; asking for a keyframe");
                             self.counts.errors += 1;
+                            self.last_error = format!("{}: {e}", self.codec.name());
                             (self.need_keyframe, self.ask) = (true, true);
                         }
                     }
