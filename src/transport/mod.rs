@@ -20,7 +20,7 @@ use crate::signaling::protocol::ServerEvent;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -121,6 +121,19 @@ struct State {
     /// Offers held while `auto_answer` is off.
     pending_offers: HashMap<String, String>,
     tracks: media::Tracks,
+    /// Peers taken out of `peers` whose connection is still being closed (see `Closing`).
+    closing: Arc<AtomicUsize>,
+}
+
+/// Held by a peer taken out of `peers` until it is dropped, i.e. until the handler that took it
+/// has closed its connection. Counted under the state lock at the moment of the take, so
+/// `Transport::close` never misses a close in progress.
+struct Closing(Arc<AtomicUsize>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct Peer {
@@ -136,6 +149,7 @@ struct Peer {
     queued_local_candidates: Vec<RTCIceCandidateInit>,
     channels: Vec<u64>,
     media: media::PeerMedia,
+    closing: Option<Closing>,
 }
 
 impl Peer {
@@ -152,6 +166,7 @@ impl Peer {
             local_description_sent: false,
             queued_local_candidates: Vec::new(),
             channels: Vec::new(),
+            closing: None,
         }
     }
 }
@@ -301,7 +316,7 @@ impl Transport {
             }
             let _ = inner.signaling.send("disconnect", json!({"peer_id": remote}));
             if let Some(p) = peer {
-                let _ = p.pc.close().await;
+                inner.close_pc(&p.pc).await;
                 inner.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
             }
             Ok(())
@@ -514,6 +529,14 @@ impl Transport {
             };
             let closes = pcs.iter().map(|pc| tokio::time::timeout(Duration::from_secs(2), pc.close()));
             futures_util::future::join_all(closes).await;
+            // Closes a handler started (a peer that hung up or failed just now) must finish
+            // before the runtime goes: dropped half-way they leave the peer's socket and
+            // I/O driver open.
+            let closing = inner.state.lock().unwrap().closing.clone();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while closing.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         };
         if !in_runtime {
             self.handle.block_on(shutdown);
@@ -554,7 +577,9 @@ async fn signal_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<ClientE
 impl State {
     /// Removes a peer with its channels (handles become invalid) and held candidates.
     fn take_peer(&mut self, id: &str) -> Option<Peer> {
-        let p = self.peers.remove(id)?;
+        let mut p = self.peers.remove(id)?;
+        self.closing.fetch_add(1, Ordering::AcqRel);
+        p.closing = Some(Closing(self.closing.clone()));
         for c in &p.channels {
             self.channels.remove(c);
         }
@@ -596,7 +621,7 @@ impl Inner {
                 };
                 self.events.push(Event::PeerLeft { peer_id: peer_id.clone() });
                 if let Some(p) = stale {
-                    let _ = p.pc.close().await;
+                    self.close_pc(&p.pc).await;
                     self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
                 }
             }
@@ -607,7 +632,7 @@ impl Inner {
                     st.take_peer(&peer_id)
                 };
                 if let Some(p) = p {
-                    let _ = p.pc.close().await;
+                    self.close_pc(&p.pc).await;
                     self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
                 }
             }
@@ -630,13 +655,17 @@ impl Inner {
         }
     }
 
+    async fn close_pc(&self, pc: &RTCPeerConnection) {
+        let _ = pc.close().await;
+    }
+
     /// Reports an error for one peer and drops its connection; other peers are untouched.
     async fn fail_peer(&self, remote: &str, message: String) {
         tracing::warn!(target: TARGET, peer = %remote, %message);
         self.events.push(Event::Error { peer_id: Some(remote.into()), message });
         let p = self.state.lock().unwrap().take_peer(remote);
         if let Some(p) = p {
-            let _ = p.pc.close().await;
+            self.close_pc(&p.pc).await;
             self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
         }
     }
@@ -782,7 +811,7 @@ impl Inner {
         tracing::debug!(target: TARGET, peer = %remote, state = state.as_str(), "peer state");
         self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state });
         if let Some(p) = finished {
-            let _ = p.pc.close().await;
+            self.close_pc(&p.pc).await;
         }
     }
 
@@ -830,7 +859,7 @@ impl Inner {
             self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), media, generation, initiator)))
         };
         if let Err(e) = taken {
-            let _ = pc.close().await;
+            self.close_pc(&pc).await;
             return Err(e);
         }
         Ok((pc, generation))
@@ -844,7 +873,7 @@ impl Inner {
             if st.peers.get(remote).is_some_and(|p| p.generation == generation) { st.take_peer(remote) } else { None }
         };
         if let Some(p) = p {
-            let _ = p.pc.close().await;
+            self.close_pc(&p.pc).await;
         }
         tracing::warn!(target: TARGET, peer = %remote, error = %e, "{what} failed");
     }
@@ -890,7 +919,7 @@ impl Inner {
         };
         if let Some(old) = replaced {
             tracing::debug!(target: TARGET, peer = %from, "replacing the connection with the remote's offer");
-            let _ = old.pc.close().await;
+            self.close_pc(&old.pc).await;
         } else if !self.cfg.auto_answer {
             self.state.lock().unwrap().pending_offers.insert(from.clone(), sdp);
             self.events.push(Event::PeerOffer { peer_id: from });
