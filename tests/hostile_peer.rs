@@ -203,3 +203,23 @@ fn a_hostile_peer_gets_error_events_and_the_other_calls_go_on() {
     assert!(peers.contains(&("bob".to_string(), "connected")) && peers.contains(&("mallory".to_string(), "connected")), "{peers:?}");
     rt.block_on(pc.close()).unwrap();
 }
+
+#[test]
+fn a_peer_that_never_answers_is_given_up_after_the_failed_timeout() {
+    let s = server();
+    let cfg = remotemedia_webrtc::Config { ice_disconnected_timeout_ms: 500, ice_failed_timeout_ms: 1500, ..config(&s.url(), "alice") };
+    let alice = remotemedia_webrtc::Transport::new(cfg).unwrap();
+    wait_for(&alice, |e| matches!(e, Event::SignalingConnected));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let mut sig = rt.block_on(Signal::announce(&s.url(), "silent"));
+    alice.connect_peer("silent").unwrap();
+    rt.block_on(sig.notification("offer")); // and never answers
+    let asked = std::time::Instant::now();
+    let e = wait_for(&alice, |e| matches!(e, Event::Error { peer_id: Some(p), .. } if p == "silent"));
+    let waited = asked.elapsed();
+    println!("gave up after {waited:?}: {e:?}");
+    assert!(matches!(&e, Event::Error { message, .. } if message.contains("not established within 1500 ms")), "{e:?}");
+    assert!(waited >= Duration::from_millis(1300) && waited < Duration::from_secs(4), "{waited:?}");
+    wait_for(&alice, |e| matches!(e, Event::PeerStateChanged { peer_id, state: remotemedia_webrtc::events::PeerState::Closed } if peer_id == "silent"));
+    assert!(alice.peers().is_empty());
+}

@@ -862,7 +862,28 @@ impl Inner {
             self.close_pc(&pc).await;
             return Err(e);
         }
+        self.spawn_setup_deadline(remote, generation);
         Ok((pc, generation))
+    }
+
+    /// A connection that is still new or connecting after `ice_failed_timeout_ms` is failed
+    /// with an error event. webrtc-rs 0.17 can stall for good after ICE connects (DTLS refuses
+    /// to start while its view of the ICE state is still "new", the race pion fixed in
+    /// pion/webrtc#2114; about 1 in 5000 loopback connections in our soak), and a peer whose
+    /// offer or answer never arrives would otherwise wait forever as well.
+    fn spawn_setup_deadline(self: &Arc<Self>, remote: &str, generation: u64) {
+        let limit = Duration::from_millis(self.cfg.ice_failed_timeout_ms.into());
+        let (w, remote) = (Arc::downgrade(self), remote.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            let Some(inner) = w.upgrade() else { return };
+            let stuck = inner.state.lock().unwrap().peers.get(&remote).is_some_and(|p| {
+                p.generation == generation && matches!(p.state, PeerState::New | PeerState::Connecting)
+            });
+            if stuck {
+                inner.fail_peer(&remote, format!("connection to {remote} not established within {} ms", limit.as_millis())).await;
+            }
+        });
     }
 
     /// Undoes `open_peer` after a failed negotiation step, if the slot still holds that
