@@ -70,6 +70,12 @@ pub(crate) fn build_api(cfg: &Config) -> Result<API> {
     // Chromium as callee). Use the first working pair at once.
     s.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
     s.set_host_acceptance_min_wait(Some(Duration::ZERO));
+    if cfg.ice_policy == IcePolicy::Relay {
+        // Only relay candidates exist, so no better pair can turn up: nominate the first that
+        // works instead of webrtc-ice's default 2 s wait for relay pairs (measured through
+        // coturn: 2.02 s -> 12 ms to connect).
+        s.set_relay_acceptance_min_wait(Some(Duration::ZERO));
+    }
     if cfg.simulate_loss_percent > 0 {
         // Simulated loss happens after decryption, so SRTP has seen the dropped packet: its
         // replay check would then refuse the NACK retransmission (same sequence number) that

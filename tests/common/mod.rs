@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod audio;
+pub mod impair;
+pub mod turn;
 pub mod video;
 
 use remotemedia_webrtc::events::PeerState;
