@@ -10,6 +10,9 @@ mod dispatch;
 pub mod error;
 pub mod events;
 pub mod ffi;
+// Entry points of the cargo-fuzz targets in fuzz/ (and tests/fuzz_corpus.rs); not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod media;
 mod peer;

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+const MAX_OUTBOUND_QUEUE: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (see `SignalingServer::local_addr`).
@@ -123,11 +126,13 @@ impl ServerConfig {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let fail = |msg: String| Err(Error::Config(msg));
-        if self.max_message_bytes < 1024 {
-            return fail(format!("max_message_bytes must be >= 1024, got {}", self.max_message_bytes));
+        // Upper bounds: found by the `configs` fuzz target (4 × the size overflowed; tokio's
+        // channels panic above their permit limit).
+        if !(1024..=MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return fail(format!("max_message_bytes must be in 1024..={MAX_MESSAGE_BYTES}, got {}", self.max_message_bytes));
         }
-        if self.outbound_queue == 0 {
-            return fail("outbound_queue must be > 0".into());
+        if !(1..=MAX_OUTBOUND_QUEUE).contains(&self.outbound_queue) {
+            return fail(format!("outbound_queue must be in 1..={MAX_OUTBOUND_QUEUE}, got {}", self.outbound_queue));
         }
         if self.rate_limit.is_some_and(|r| r.per_second == 0 || r.burst == 0) {
             return fail("rate_limit: per_second and burst must be > 0 (for no limit: null)".into());
@@ -168,9 +173,11 @@ mod tests {
             ("[]", "must be an object"),
             ("{", "server config JSON"),
             (r#"{"bind":"x"}"#, "unknown field `bind`"),
-            (r#"{"max_message_bytes":10}"#, "max_message_bytes must be >= 1024"),
+            (r#"{"max_message_bytes":10}"#, "max_message_bytes must be in 1024..="),
+            (r#"{"max_message_bytes":18446744073709551615}"#, "max_message_bytes must be in 1024..="),
+            (r#"{"outbound_queue":4611686018427387904}"#, "outbound_queue must be in 1..="),
             (r#"{"max_message_bytes":-1}"#, "max_message_bytes"),
-            (r#"{"outbound_queue":0}"#, "outbound_queue must be > 0"),
+            (r#"{"outbound_queue":0}"#, "outbound_queue must be in 1..="),
             (r#"{"rate_limit":{"per_second":0,"burst":1}}"#, "per_second and burst must be > 0"),
             (r#"{"rate_limit":{"per_second":1}}"#, "rate_limit"),
             (r#"{"auth":{"kind":"password","secret":"x"}}"#, "auth"),

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 const RESET_JUMP: u64 = 1_000;
 /// Most packets held; beyond that the gap is given up at once.
 const MAX_HELD: usize = 500;
+/// Longest gap concealed frame by frame (0.5 s of 20 ms frames). Beyond it the gap is skipped:
+/// concealing it would synthesize seconds of audio in one go, and a sender (hostile, or
+/// restarted) could make every packet cost that (found by the `audio_rtp` fuzz target).
+const MAX_CONCEALED: u64 = 25;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Held {
@@ -90,6 +94,12 @@ impl JitterBuffer {
         let since = *self.gap_since.get_or_insert(now);
         if now.duration_since(since) < self.max_wait && self.held.len() < MAX_HELD {
             return None;
+        }
+        let first_held = self.held.keys().next().copied().unwrap_or(next + 1);
+        if first_held - next > MAX_CONCEALED {
+            self.counts.lost += first_held - next;
+            (self.next, self.gap_since) = (Some(first_held), None);
+            return self.pop(now);
         }
         self.counts.lost += 1;
         self.next = Some(next + 1);
@@ -194,5 +204,21 @@ mod tests {
         jb.push(30_000, held(30));
         assert_eq!(drain(&mut jb, now), ["p30"]);
         assert_eq!(jb.counts.lost, 0);
+    }
+
+    #[test]
+    fn a_long_gap_is_skipped_not_concealed_frame_by_frame() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(Duration::from_millis(50));
+        jb.push(0, held(0));
+        assert_eq!(drain(&mut jb, t0), vec!["p0"]);
+        jb.push(999, held(9));
+        assert!(drain(&mut jb, t0).is_empty(), "waits for the gap first");
+        assert_eq!(drain(&mut jb, t0 + Duration::from_millis(60)), vec!["p9"]);
+        assert_eq!(jb.counts.lost, 998);
+        // A short gap is still concealed frame by frame.
+        jb.push(1002, held(12));
+        assert!(drain(&mut jb, t0 + Duration::from_millis(200)).is_empty());
+        assert_eq!(drain(&mut jb, t0 + Duration::from_millis(260)), vec!["lost(next=None)", "lost(next=Some(12))", "p12"]);
     }
 }

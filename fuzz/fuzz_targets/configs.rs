@@ -1,0 +1,3 @@
+#![no_main]
+// See remotemedia_webrtc::fuzzing::configs for the input format and the invariants checked.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| remotemedia_webrtc::fuzzing::configs(data));
