@@ -510,7 +510,13 @@ impl Drop for Encoder {
 /// VP8/VP9 decoder producing tight I420 frames.
 pub struct Decoder {
     ctx: Box<sys::vpx_codec_ctx_t>,
+    iface: *mut sys::vpx_codec_iface_t,
 }
+
+/// Largest picture a remote keyframe may declare (4096x2304: 4K UHD fits). libvpx would
+/// otherwise allocate and decode whatever size a packet claims: a 14-byte VP8 header saying
+/// 16383x16383 cost 0.7 s and 500 MB (found by the `video_rtp` fuzz target).
+pub const MAX_DECODE_PIXELS: u64 = 4096 * 2304;
 
 // SAFETY: as for Encoder.
 unsafe impl Send for Decoder {}
@@ -539,7 +545,7 @@ impl Decoder {
         if res != OK {
             return Err(init_err("vpx_codec_dec_init", res));
         }
-        Ok(Decoder { ctx })
+        Ok(Decoder { ctx, iface })
     }
 
     /// Decodes one complete encoded frame. `Ok(None)` means the data decoded but produced no
@@ -552,6 +558,12 @@ impl Decoder {
             return err("empty input");
         }
         let len = c_uint::try_from(data.len()).map_err(|_| VpxError("input too large".into()))?;
+        let mut si = sys::vpx_codec_stream_info_t { sz: std::mem::size_of::<sys::vpx_codec_stream_info_t>() as c_uint, w: 0, h: 0, is_kf: 0 };
+        // SAFETY: iface is the codec's static interface, data/len a valid slice, si a valid out.
+        let peeked = unsafe { sys::vpx_codec_peek_stream_info(self.iface, data.as_ptr(), len, &mut si) };
+        if peeked == OK && si.is_kf != 0 && u64::from(si.w) * u64::from(si.h) > MAX_DECODE_PIXELS {
+            return err(format!("a keyframe of {}x{} is larger than the decoder accepts ({MAX_DECODE_PIXELS} pixels)", si.w, si.h));
+        }
         let ctx: *mut sys::vpx_codec_ctx_t = &mut *self.ctx;
         let res = unsafe { sys::vpx_codec_decode(ctx, data.as_ptr(), len, ptr::null_mut(), 0) };
         if res != OK {
@@ -852,6 +864,23 @@ pub(crate) mod tests {
     }
 
     /// Decoder follows a resolution change carried by a new keyframe.
+    #[test]
+    fn a_keyframe_declaring_a_huge_picture_is_refused_before_decoding() {
+        // VP8 keyframe tag, start code, then 16383x16383 (RFC 6386 §9.1): libvpx would allocate
+        // for it.
+        let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0x3f, 0xff, 0x3f];
+        frame.extend([0u8; 32]);
+        let mut dec = Decoder::new(Codec::Vp8).unwrap();
+        let t = std::time::Instant::now();
+        let e = dec.decode(&frame).unwrap_err().to_string();
+        assert!(e.contains("16383x16383 is larger than the decoder accepts"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(100), "{:?}", t.elapsed());
+        // The decoder still decodes a normal stream afterwards.
+        let mut enc = Encoder::new(&EncoderConfig { width: 64, height: 48, ..EncoderConfig::new(Codec::Vp8) }).unwrap();
+        let out = enc.encode(&pattern(64, 48, 0).as_i420(), pts(0), false).unwrap();
+        assert_eq!(dec.decode(&out[0].data).unwrap().map(|p| (p.width, p.height)), Some((64, 48)));
+    }
+
     #[test]
     fn decoder_resolution_change() {
         for c in [Codec::Vp8, Codec::Vp9] {
