@@ -516,7 +516,7 @@ pub struct Decoder {
 /// Largest picture a remote keyframe may declare (4096x2304: 4K UHD fits). libvpx would
 /// otherwise allocate and decode whatever size a packet claims: a 14-byte VP8 header saying
 /// 16383x16383 cost 0.7 s and 500 MB (found by the `video_rtp` fuzz target).
-pub const MAX_DECODE_PIXELS: u64 = 4096 * 2304;
+pub(crate) const MAX_DECODE_PIXELS: u64 = 4096 * 2304;
 
 // SAFETY: as for Encoder.
 unsafe impl Send for Decoder {}
