@@ -110,7 +110,7 @@ async fn run(s: ClientSettings, mut out: mpsc::UnboundedReceiver<Outgoing>, even
     let mut reported_failure: Option<String> = None;
     loop {
         let connector = s.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-        let reason = match tokio_tungstenite::connect_async_tls_with_config(s.url.as_str(), None, true, connector).await {
+        let reason = match tokio_tungstenite::connect_async_tls_with_config(s.url.as_str(), Some(super::websocket_config()), true, connector).await {
             Err(e) => {
                 // Surfaced once per distinct cause (a bad certificate, a refused port), not on
                 // every retry of a server that stays down.

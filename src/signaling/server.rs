@@ -22,7 +22,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const PEER_PAGE: &str = include_str!("web/peer.html");
 const MAX_PEER_ID_LEN: usize = 256;
@@ -214,7 +213,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ws_limit = (cfg.max_message_bytes * 4).max(64 * 1024);
-    let ws_cfg = WebSocketConfig::default().max_message_size(Some(ws_limit)).max_frame_size(Some(ws_limit));
+    let ws_cfg = super::websocket_config().max_message_size(Some(ws_limit)).max_frame_size(Some(ws_limit));
     let ws = match tokio_tungstenite::accept_async_with_config(stream, Some(ws_cfg)).await {
         Ok(ws) => ws,
         Err(e) => {
