@@ -18,18 +18,23 @@
  *       2: close the "soak" channel (both sides see the close), free bob then alice;
  *     and stops the per-cycle server. No callback may run after the free that ends it.
  *
- * A warm-up cycle runs first (one-time initialisation of the library is not a leak); then the
- * baseline is taken: threads (/proc/self/task), open fds (/proc/self/fd) and VmRSS. After the
- * last cycle they are measured again (a shared server is part of both counts). Threads and fds
- * must be back to the baseline (a short grace period lets exiting threads finish); with
- * --max-rss-growth-kb N, VmRSS may not have grown by more than N kB.
+ * Warm-up cycles run first (--warm-up W, default 1, numbered 1-W .. 0): one-time initialisation
+ * of the library, and the C allocator setting up its per-thread arenas, are not leaks. Then the
+ * baseline is taken: threads (/proc/self/task), open fds (/proc/self/fd), VmRSS, and the bytes
+ * the C heap has handed out and not had back (glibc's mallinfo2; Rust allocates through it).
+ * After the last cycle they are measured again (a shared server is part of both counts). Threads
+ * and fds must be back to the baseline (a short grace period lets exiting threads finish); with
+ * --max-rss-growth-kb N / --max-heap-growth-kb N, VmRSS / the heap in use may not have grown by
+ * more than N kB. The heap figure is the leak detector: VmRSS also counts freed memory glibc
+ * keeps in each thread's arena for reuse, which grows with the number of arenas (up to 8 per
+ * core) and settles within the first few hundred cycles.
  *
  * With --disconnect-race a cycle only connects alice and bob, then alice disconnects bob
  * (rmw_transport_disconnect_peer) and both are freed at once: bob's free races with the
  * disconnect message reaching him, a teardown that has been seen to leave fds behind.
  *
- *   usage: soak [CYCLES] [--every K] [--max-rss-growth-kb N] [--shared-server] [--no-video]
- *               [--disconnect-race] [--log LEVEL] [--postmortem S] [--timeout-scale F]
+ *   usage: soak [CYCLES] [--every K] [--warm-up W] [--max-rss-growth-kb N] [--max-heap-growth-kb N]
+ *               [--shared-server] [--no-video] [--disconnect-race] [--log LEVEL] [--postmortem S] [--timeout-scale F]
  *               [--cycle-timeout S]
  *
  * --log LEVEL (1 error .. 5 trace) keeps the library's last log records in memory
@@ -38,7 +43,8 @@
  * before it reports (the watchdog still applies).
  *
  * Output: a progress line every K cycles, then
- *   soak: cycles=N threads=a->b fds=c->d rss_kb=e->f growth_kb=g sec=s ms_per_cycle=m
+ *   soak: cycles=N threads=a->b fds=c->d rss_kb=e->f growth_kb=g heap_kb=h->i heap_growth_kb=j
+ *         sec=s ms_per_cycle=m
  *   soak: OK            (exit 0)     or     soak: FAIL ...  (exit 1; 3 on a timeout)
  *
  * Uses only include/remotemedia_webrtc.h. Run it in a network namespace with only loopback.
@@ -57,6 +63,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -218,6 +227,18 @@ static void print_new_fds(fd_list_t *base, int update) {
         *base = now;
 }
 
+/* Bytes the C heap has handed out and not had back (glibc: all arenas plus mmapped chunks), in
+ * kB; -1 elsewhere. Unlike VmRSS this does not count memory the allocator keeps for reuse, so
+ * a leak shows here even when arenas are still filling. */
+static long heap_in_use_kb(void) {
+#ifdef __GLIBC__
+    struct mallinfo2 mi = mallinfo2();
+    return (long)((mi.uordblks + mi.hblkhd) / 1024);
+#else
+    return -1;
+#endif
+}
+
 static long threads_now(void) { return count_dir("/proc/self/task", 0); }
 static long fds_now(void) { return count_dir("/proc/self/fd", 1); }
 
@@ -269,7 +290,9 @@ static void dump_log(void) {
 
 static long g_cycles = 50;
 static long g_every = 0;
+static long g_warm_up = 1;
 static long g_max_rss_growth_kb = -1;
+static long g_max_heap_growth_kb = -1;
 static int g_shared_server = 0;
 static int g_video = 1;
 static int g_disconnect_race = 0; /* --disconnect-race: connect, disconnect, free at once; nothing else */
@@ -279,8 +302,8 @@ static double g_scale = 1.0;      /* multiplies every wait (valgrind: 20 or more
 static unsigned g_cycle_timeout = 60; /* watchdog per cycle, seconds (scaled) */
 
 static void usage(void) {
-    fprintf(stderr, "usage: soak [CYCLES] [--every K] [--max-rss-growth-kb N] [--shared-server] [--no-video]\n"
-                    "            [--disconnect-race] [--log LEVEL] [--postmortem S] [--timeout-scale F] [--cycle-timeout S]\n");
+    fprintf(stderr, "usage: soak [CYCLES] [--every K] [--warm-up W] [--max-rss-growth-kb N] [--max-heap-growth-kb N]\n"
+                    "            [--shared-server] [--no-video] [--disconnect-race] [--log LEVEL] [--postmortem S] [--timeout-scale F] [--cycle-timeout S]\n");
     exit(2);
 }
 
@@ -290,8 +313,12 @@ static void parse_args(int argc, char **argv) {
         const char *a = argv[i];
         if (strcmp(a, "--every") == 0 && i + 1 < argc)
             g_every = atol(argv[++i]);
+        else if (strcmp(a, "--warm-up") == 0 && i + 1 < argc)
+            g_warm_up = atol(argv[++i]);
         else if (strcmp(a, "--max-rss-growth-kb") == 0 && i + 1 < argc)
             g_max_rss_growth_kb = atol(argv[++i]);
+        else if (strcmp(a, "--max-heap-growth-kb") == 0 && i + 1 < argc)
+            g_max_heap_growth_kb = atol(argv[++i]);
         else if (strcmp(a, "--shared-server") == 0)
             g_shared_server = 1;
         else if (strcmp(a, "--no-video") == 0)
@@ -311,7 +338,7 @@ static void parse_args(int argc, char **argv) {
         else
             usage();
     }
-    if (g_cycles < 1 || g_scale <= 0 || g_cycle_timeout < 1)
+    if (g_cycles < 1 || g_warm_up < 1 || g_scale <= 0 || g_cycle_timeout < 1)
         usage();
     if (g_every <= 0)
         g_every = g_cycles >= 100 ? g_cycles / 20 : 10;
@@ -534,7 +561,7 @@ static void cycle(int n, const char *shared_url) {
     rmw_data_channel_t soak_b, soak_a;
     sink_t audio_sink, video_sink;
     int by_callback = (n % 2) == 0;
-    int teardown = n % 3;
+    int teardown = ((n % 3) + 3) % 3; /* warm-up cycles have numbers <= 0 */
     int i, sent_video = 0, polled_audio = 0, polled_video = 0;
     double deadline;
 
@@ -706,7 +733,7 @@ static double settle(long base_threads, long base_fds, long *threads, long *fds,
 int main(int argc, char **argv) {
     rmw_signaling_server_t shared = 0;
     char shared_url[128];
-    long base_threads, base_fds, base_rss, end_threads, end_fds, end_rss, max_threads = 0, c;
+    long base_threads, base_fds, base_rss, base_heap, end_threads, end_fds, end_rss, end_heap, max_threads = 0, c;
     long extra_thread_cycles = 0, extra_fd_cycles = 0, last_fds, max_fds = 0;
     static fd_list_t base_list, last_list;
     double t0, t_end, waited;
@@ -732,16 +759,18 @@ int main(int argc, char **argv) {
         shared = start_server(shared_url, sizeof shared_url);
     }
     t0 = now_s();
-    cycle(0, g_shared_server ? shared_url : NULL); /* warm-up */
+    for (c = 1 - g_warm_up; c <= 0; c++)
+        cycle((int)c, g_shared_server ? shared_url : NULL);
     settle(-1, -1, &base_threads, &base_fds, 0.3); /* let exiting threads go */
     base_threads = threads_now();
     base_fds = fds_now();
     base_rss = rss_kb_now();
+    base_heap = heap_in_use_kb();
     list_fds(&base_list);
     last_list = base_list;
     last_fds = base_fds;
-    printf("soak: warm-up cycle took %.2f s; baseline threads=%ld fds=%ld rss_kb=%ld\n", now_s() - t0, base_threads,
-           base_fds, base_rss);
+    printf("soak: %ld warm-up cycle(s) took %.2f s; baseline threads=%ld fds=%ld rss_kb=%ld heap_kb=%ld\n", g_warm_up,
+           now_s() - t0, base_threads, base_fds, base_rss, base_heap);
 
     t0 = now_s();
     for (c = 1; c <= g_cycles; c++) {
@@ -773,8 +802,8 @@ int main(int argc, char **argv) {
         }
         if (c % g_every == 0 || c == g_cycles) {
             double el = now_s() - t0;
-            printf("soak: progress cycle=%ld/%ld threads=%ld fds=%ld rss_kb=%ld sec=%.1f ms_per_cycle=%.1f\n", c,
-                   g_cycles, th, fds_now(), rss_kb_now(), el, el * 1000.0 / (double)c);
+            printf("soak: progress cycle=%ld/%ld threads=%ld fds=%ld rss_kb=%ld heap_kb=%ld sec=%.1f ms_per_cycle=%.1f\n",
+                   c, g_cycles, th, fds_now(), rss_kb_now(), heap_in_use_kb(), el, el * 1000.0 / (double)c);
         }
     }
     t_end = now_s();
@@ -782,6 +811,7 @@ int main(int argc, char **argv) {
     /* The shared server (if any) belongs to the baseline: measure while it still runs. */
     waited = settle(base_threads, base_fds, &end_threads, &end_fds, 5.0);
     end_rss = rss_kb_now();
+    end_heap = heap_in_use_kb();
     if (extra_thread_cycles)
         printf("soak: note: after %ld of %ld cycles the thread count right after the frees differed from the "
                "baseline (highest %ld)\n",
@@ -792,9 +822,10 @@ int main(int argc, char **argv) {
                extra_fd_cycles, g_cycles, max_fds);
     if (waited > 0.05)
         printf("soak: note: threads/fds took %.2f s to settle after the last free\n", waited);
-    printf("soak: cycles=%ld threads=%ld->%ld fds=%ld->%ld rss_kb=%ld->%ld growth_kb=%ld sec=%.1f ms_per_cycle=%.1f\n",
-           g_cycles, base_threads, end_threads, base_fds, end_fds, base_rss, end_rss, end_rss - base_rss,
-           t_end - t0, (t_end - t0) * 1000.0 / (double)g_cycles);
+    printf("soak: cycles=%ld threads=%ld->%ld fds=%ld->%ld rss_kb=%ld->%ld growth_kb=%ld heap_kb=%ld->%ld "
+           "heap_growth_kb=%ld sec=%.1f ms_per_cycle=%.1f\n",
+           g_cycles, base_threads, end_threads, base_fds, end_fds, base_rss, end_rss, end_rss - base_rss, base_heap,
+           end_heap, end_heap - base_heap, t_end - t0, (t_end - t0) * 1000.0 / (double)g_cycles);
     if (end_threads != base_threads) {
         printf("soak: FAIL: %ld threads left behind (baseline %ld, now %ld)\n", end_threads - base_threads,
                base_threads, end_threads);
@@ -808,6 +839,11 @@ int main(int argc, char **argv) {
     }
     if (g_max_rss_growth_kb >= 0 && end_rss - base_rss > g_max_rss_growth_kb) {
         printf("soak: FAIL: VmRSS grew by %ld kB (bound %ld kB)\n", end_rss - base_rss, g_max_rss_growth_kb);
+        fail = 1;
+    }
+    if (g_max_heap_growth_kb >= 0 && base_heap >= 0 && end_heap - base_heap > g_max_heap_growth_kb) {
+        printf("soak: FAIL: the C heap in use grew by %ld kB (bound %ld kB)\n", end_heap - base_heap,
+               g_max_heap_growth_kb);
         fail = 1;
     }
     CHECK(rmw_signaling_server_stop(shared)); /* 0: a no-op */
