@@ -14,29 +14,19 @@ impl Drop for Kill {
     }
 }
 
-#[test]
-fn echo_peer_through_the_standalone_server() {
-    let mut server = Kill(
-        Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server"))
-            .args(["--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+/// The standalone signaling server started with `args`, and the URL it prints.
+fn standalone_server(args: &[&std::ffi::OsStr]) -> (Kill, String) {
+    let mut server = Kill(Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server")).args(args).stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
     BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.split_whitespace().find(|w| w.starts_with("ws://")).expect("server prints its URL").to_string();
+    (server, url)
+}
 
-    let _echo = Kill(
-        Command::new(env!("CARGO_BIN_EXE_webrtc_server"))
-            .env("WEBRTC_SIGNALING_URL", &url)
-            .env("WEBRTC_PEER_ID", "echo")
-            .env("WEBRTC_ICE_POLICY", "loopback")
-            .env("WEBRTC_DEMO", "echo")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+#[test]
+fn echo_peer_through_the_standalone_server() {
+    let (_server, url) = standalone_server(&["--bind".as_ref(), "127.0.0.1:0".as_ref()]);
+    let _echo = EchoPeer::spawn(&url, "echo");
     let me = transport(&url, "client");
     if !me.discovered_peers().contains(&"echo".to_string()) {
         wait_for(&me, |e| matches!(e, remotemedia_webrtc::Event::PeerDiscovered { peer_id } if peer_id == "echo"));
@@ -55,12 +45,7 @@ fn standalone_server_takes_a_config_file_and_names_its_mistakes() {
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.json");
     std::fs::write(&good, r#"{"bind_addr":"127.0.0.1:0","rate_limit":{"per_second":50,"burst":80}}"#).unwrap();
-    let mut server = Kill(
-        Command::new(env!("CARGO_BIN_EXE_rmw_signaling_server")).arg("--config").arg(&good).stdout(Stdio::piped()).spawn().unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("ws://")).expect("server prints its URL").to_string();
+    let (_server, url) = standalone_server(&["--config".as_ref(), good.as_os_str()]);
     transport(&url, "configured");
 
     let bad = dir.join("bad.json");

@@ -11,9 +11,7 @@ use remotemedia_webrtc::media::audio::AudioSendConfig;
 use remotemedia_webrtc::media::TrackTarget;
 use remotemedia_webrtc::transport::Target;
 use remotemedia_webrtc::{Config, Event, ServerConfig, SignalingServer, Transport};
-use std::io::{BufRead, BufReader};
 use std::sync::Mutex;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The tests count this process's file descriptors and time failures: one at a time.
@@ -72,45 +70,6 @@ fn a_call_survives_a_signaling_restart_and_clients_return_within_2_s() {
 }
 
 /// A peer in a process of its own: the standalone `webrtc_server` in echo mode.
-struct EchoPeer(Child);
-
-impl EchoPeer {
-    fn spawn(url: &str, id: &str) -> EchoPeer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_webrtc_server"))
-            .env("WEBRTC_SIGNALING_URL", url)
-            .env("WEBRTC_PEER_ID", id)
-            .env("WEBRTC_ICE_POLICY", "loopback")
-            .env("WEBRTC_DEMO", "echo")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // It prints its events; read them all (a closed pipe would kill it) and wait for the
-        // announce.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if line.contains("SignalingConnected") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(TIMEOUT).expect("the echo peer did not get onto the signaling server");
-        EchoPeer(child)
-    }
-
-    fn kill(&mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for EchoPeer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// What the descriptors are (for failure messages).
 fn fd_targets() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")

@@ -91,15 +91,11 @@ impl Log {
         if let Some(i) = self.0.iter().position(&pred) {
             return self.0.remove(i);
         }
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        while std::time::Instant::now() < deadline {
-            match t.poll_event(Some(Duration::from_millis(50))).unwrap() {
-                Some(e) if pred(&e) => return e,
-                Some(e) => self.0.push(e),
-                None => {}
-            }
-        }
-        panic!("alice: event not seen within {TIMEOUT:?}; saw {:#?}", self.0)
+        let keep = |e: &Event| pred(e) || {
+            self.0.push(e.clone());
+            false
+        };
+        poll_until(t, TIMEOUT, keep, || None).unwrap_or_else(|_| panic!("alice: event not seen within {TIMEOUT:?}; saw {:#?}", self.0))
     }
 }
 

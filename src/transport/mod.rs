@@ -169,6 +169,11 @@ impl Peer {
             closing: None,
         }
     }
+
+    /// Closes a peer `State::take_peer` handed out; its `Closing` count ends when this returns.
+    async fn close(self) {
+        let _ = self.pc.close().await;
+    }
 }
 
 fn random_suffix() -> String {
@@ -316,8 +321,7 @@ impl Transport {
             }
             let _ = inner.signaling.send("disconnect", json!({"peer_id": remote}));
             if let Some(p) = peer {
-                inner.close_pc(&p.pc).await;
-                inner.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
+                inner.close_and_report(remote.into(), p).await;
             }
             Ok(())
         })?
@@ -621,8 +625,7 @@ impl Inner {
                 };
                 self.events.push(Event::PeerLeft { peer_id: peer_id.clone() });
                 if let Some(p) = stale {
-                    self.close_pc(&p.pc).await;
-                    self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
+                    self.close_and_report(peer_id, p).await;
                 }
             }
             ClientEvent::Server(ServerEvent::PeerDisconnected { peer_id }) => {
@@ -632,8 +635,7 @@ impl Inner {
                     st.take_peer(&peer_id)
                 };
                 if let Some(p) = p {
-                    self.close_pc(&p.pc).await;
-                    self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
+                    self.close_and_report(peer_id, p).await;
                 }
             }
             ClientEvent::Server(ServerEvent::Offer { from, sdp }) => {
@@ -655,8 +657,10 @@ impl Inner {
         }
     }
 
-    async fn close_pc(&self, pc: &RTCPeerConnection) {
-        let _ = pc.close().await;
+    /// Closes a peer `State::take_peer` handed out and reports it closed.
+    async fn close_and_report(&self, peer_id: String, p: Peer) {
+        p.close().await;
+        self.events.push(Event::PeerStateChanged { peer_id, state: PeerState::Closed });
     }
 
     /// Reports an error for one peer and drops its connection; other peers are untouched.
@@ -665,8 +669,7 @@ impl Inner {
         self.events.push(Event::Error { peer_id: Some(remote.into()), message });
         let p = self.state.lock().unwrap().take_peer(remote);
         if let Some(p) = p {
-            self.close_pc(&p.pc).await;
-            self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state: PeerState::Closed });
+            self.close_and_report(remote.into(), p).await;
         }
     }
 
@@ -811,7 +814,7 @@ impl Inner {
         tracing::debug!(target: TARGET, peer = %remote, state = state.as_str(), "peer state");
         self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state });
         if let Some(p) = finished {
-            self.close_pc(&p.pc).await;
+            p.close().await;
         }
     }
 
@@ -859,7 +862,7 @@ impl Inner {
             self.check_capacity(&st, remote).map(|()| st.peers.insert(remote.into(), Peer::new(pc.clone(), media, generation, initiator)))
         };
         if let Err(e) = taken {
-            self.close_pc(&pc).await;
+            let _ = pc.close().await;
             return Err(e);
         }
         self.spawn_setup_deadline(remote, generation);
@@ -894,7 +897,7 @@ impl Inner {
             if st.peers.get(remote).is_some_and(|p| p.generation == generation) { st.take_peer(remote) } else { None }
         };
         if let Some(p) = p {
-            self.close_pc(&p.pc).await;
+            p.close().await;
         }
         tracing::warn!(target: TARGET, peer = %remote, error = %e, "{what} failed");
     }
@@ -940,7 +943,7 @@ impl Inner {
         };
         if let Some(old) = replaced {
             tracing::debug!(target: TARGET, peer = %from, "replacing the connection with the remote's offer");
-            self.close_pc(&old.pc).await;
+            old.close().await;
         } else if !self.cfg.auto_answer {
             self.state.lock().unwrap().pending_offers.insert(from.clone(), sdp);
             self.events.push(Event::PeerOffer { peer_id: from });

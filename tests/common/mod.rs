@@ -13,6 +13,48 @@ use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The `webrtc_server` binary in echo mode, announced as `id` on `url` when `spawn` returns;
+/// SIGKILLed on `kill` or drop.
+pub struct EchoPeer(std::process::Child);
+
+impl EchoPeer {
+    pub fn spawn(url: &str, id: &str) -> EchoPeer {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webrtc_server"))
+            .env("WEBRTC_SIGNALING_URL", url)
+            .env("WEBRTC_PEER_ID", id)
+            .env("WEBRTC_ICE_POLICY", "loopback")
+            .env("WEBRTC_DEMO", "echo")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It prints its events; read them all (a closed pipe would kill it) and wait for the
+        // announce.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if line.contains("SignalingConnected") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(TIMEOUT).expect("the echo peer did not get onto the signaling server");
+        EchoPeer(child)
+    }
+
+    pub fn kill(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for EchoPeer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 pub fn server() -> SignalingServer {
     SignalingServer::start(ServerConfig { bind_addr: "127.0.0.1:0".into(), ..Default::default() }).unwrap()
 }
