@@ -69,7 +69,6 @@ fn a_call_survives_a_signaling_restart_and_clients_return_within_2_s() {
     drop(s2);
 }
 
-/// A peer in a process of its own: the standalone `webrtc_server` in echo mode.
 /// What the descriptors are (for failure messages).
 fn fd_targets() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
@@ -132,8 +131,8 @@ fn a_killed_peer_is_reported_disconnected_then_failed_and_can_be_replaced() {
     assert!(disconnected < Duration::from_millis(2300), "disconnected after {disconnected:?}");
     assert!(failed_at < Duration::from_millis(4300), "failed after {failed_at:?}");
 
-    // Its entry is gone and sending to it fails. (Its UDP socket is not closed until the
-    // transport is freed: webrtc-rs 0.17 keeps it, webrtc-rs/webrtc#739; see docs/RELIABILITY.md.)
+    // Its entry is gone and sending to it fails (that its socket is closed too is
+    // peers_that_come_and_go_leave_nothing_open_in_a_long_lived_transport's business).
     assert!(me.peers().iter().all(|p| p.peer_id != "victim"), "{:?}", me.peers());
     assert!(me.send_data(Target::Peer("victim"), b"x", false).is_err());
     // And a new peer is reachable as if nothing happened (also one reusing the dead one's id).
@@ -154,3 +153,58 @@ fn a_killed_peer_is_reported_disconnected_then_failed_and_can_be_replaced() {
     assert_eq!(fd_targets(), targets_before, "descriptors left behind by the freed transport");
 }
 
+
+/// Waits up to 5 s for this process's descriptors to be `want` again; the difference if not.
+fn settle_fds(want: &[String]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = fd_targets();
+        if now == want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let extra: Vec<_> = now.iter().filter(|t| !want.contains(t)).collect();
+            let gone: Vec<_> = want.iter().filter(|t| !now.contains(t)).collect();
+            return Err(format!("{} descriptors now, {} before; new {extra:?}, gone {gone:?}", now.len(), want.len()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn peers_that_come_and_go_leave_nothing_open_in_a_long_lived_transport() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = server();
+    let cfg = Config { ice_keepalive_interval_ms: 300, ice_disconnected_timeout_ms: 1000, ice_failed_timeout_ms: 2000, ..config(&s.url(), "host") };
+    let host = Transport::new(cfg).unwrap();
+    wait_for(&host, |e| matches!(e, Event::SignalingConnected));
+    let baseline = fd_targets();
+    let mut hang_up = Vec::new();
+    for round in 0..4 {
+        // 1. The remote application frees its transport: its hang-up arrives at once.
+        let guest = transport(&s.url(), &format!("guest{round}"));
+        let (ch, _) = connect(&host, &guest);
+        host.send_on_channel(ch, b"hello", false).unwrap();
+        next_message(&guest);
+        let t = Instant::now();
+        drop(guest);
+        wait_for(&host, is_state(&format!("guest{round}"), PeerState::Closed));
+        hang_up.push(t.elapsed());
+        // 2. We hang up.
+        let guest = transport(&s.url(), &format!("other{round}"));
+        connect(&host, &guest);
+        host.disconnect_peer(&format!("other{round}")).unwrap();
+        wait_for(&guest, is_state("host", PeerState::Closed));
+        drop(guest);
+        // 3. The remote process dies: ICE fails.
+        let mut victim = EchoPeer::spawn(&s.url(), &format!("victim{round}"));
+        echo_round_trip(&host, &format!("victim{round}"));
+        victim.kill();
+        wait_for(&host, is_state(&format!("victim{round}"), PeerState::Failed));
+        drop(victim);
+        // Closes run on tasks of their own: give them a moment.
+        settle_fds(&baseline).unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    println!("remote frees its transport -> closed here after {hang_up:?}");
+    assert!(hang_up.iter().all(|d| *d < Duration::from_secs(1)), "{hang_up:?}");
+}

@@ -525,6 +525,13 @@ impl Transport {
         let inner = self.inner.clone();
         let in_runtime = tokio::runtime::Handle::try_current().is_ok();
         let shutdown = async move {
+            // A hang-up each peer hears at once (queued ahead of the close frame); without it
+            // an established connection waits for ICE to time out (the server's `peer_left`
+            // alone does not end one: it is also what a signaling restart looks like).
+            let peers: Vec<String> = inner.state.lock().unwrap().peers.keys().cloned().collect();
+            for peer_id in peers {
+                let _ = inner.signaling.send("disconnect", json!({ "peer_id": peer_id }));
+            }
             inner.signaling.close().await;
             let pcs: Vec<Arc<RTCPeerConnection>> = {
                 let mut st = inner.state.lock().unwrap();
@@ -814,7 +821,12 @@ impl Inner {
         tracing::debug!(target: TARGET, peer = %remote, state = state.as_str(), "peer state");
         self.events.push(Event::PeerStateChanged { peer_id: remote.into(), state });
         if let Some(p) = finished {
-            p.close().await;
+            // Not from inside this handler: webrtc-rs calls it from the ICE agent's
+            // state-change task, and a close awaited there leaves the agent, and with it the
+            // peer's UDP socket, alive until the transport is freed (webrtc-rs#174/#739;
+            // tests/faults.rs counts the descriptors). The `Closing` guard it holds makes
+            // freeing the transport wait for it.
+            tokio::spawn(p.close());
         }
     }
 
