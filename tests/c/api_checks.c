@@ -6,33 +6,16 @@
  * Built by tests/c_api.rs with -DEXPECTED_VERSION="\"x.y.z\"" (the crate version).
  * Prints "FAIL ..." lines and exits 1 if anything is wrong.
  */
-#define _POSIX_C_SOURCE 200809L
-
-#include "remotemedia_webrtc.h"
-
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "test_util.h"
 
 #ifndef EXPECTED_VERSION
 #error "build with -DEXPECTED_VERSION=\"\\\"x.y.z\\\"\""
 #endif
 
-static int g_failures;
-
-#define FAILF(...)                                                                                 \
-    do {                                                                                           \
-        g_failures++;                                                                              \
-        printf("FAIL line %d: ", __LINE__);                                                        \
-        printf(__VA_ARGS__);                                                                       \
-        printf("\n");                                                                              \
-        fflush(stdout);                                                                            \
-    } while (0)
-
-/* `call` must return `want`; on an error status the last error message must be non-empty. */
+/* `call` must return `want`; on an error status the last error message must be non-empty. Unlike
+ * test_util.h's EXPECT, a failure names the last error message even when the call returned RMW_OK
+ * (the message of an earlier call, then). */
+#undef EXPECT
 #define EXPECT(call, want)                                                                         \
     do {                                                                                           \
         rmw_status_t got_ = (call);                                                                \
@@ -43,22 +26,8 @@ static int g_failures;
             FAILF("%s: no error message", #call);                                                  \
     } while (0)
 
-#define EXPECT_TRUE(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            FAILF(__VA_ARGS__);                                                                    \
-    } while (0)
-
 static const char CONFIG[] =
     "{\"signaling_url\":\"ws://127.0.0.1:9\",\"peer_id\":\"size-query-peer\",\"ice_policy\":\"loopback\"}";
-
-static void on_alarm(int sig) {
-    static const char msg[] = "FAIL: api_checks timed out\n";
-    (void)sig;
-    if (write(STDOUT_FILENO, msg, sizeof msg - 1) < 0) { /* nothing to do */
-    }
-    _exit(3);
-}
 
 /* ---- invalid UTF-8 ---------------------------------------------------------------------- */
 
@@ -125,13 +94,7 @@ static void size_query(rmw_transport_t t) {
     len = 0; /* zero capacity with a buffer */
     EXPECT(rmw_transport_peer_id(t, buf, &len), RMW_ERR_BUFFER_TOO_SMALL);
     EXPECT_TRUE(len == needed, "zero capacity: *len is %zu, expected %zu", len, needed);
-    {
-        size_t i;
-        for (i = 0; i < sizeof buf; i++)
-            if (buf[i] != 'Z')
-                break;
-        EXPECT_TRUE(i == sizeof buf, "the buffer was written although it was too small");
-    }
+    EXPECT_TRUE(all_bytes(buf, sizeof buf, 'Z'), "the buffer was written although it was too small");
 
     len = needed; /* exact */
     EXPECT(rmw_transport_peer_id(t, buf, &len), RMW_OK);
@@ -340,8 +303,9 @@ static void authenticated_server(void) {
 int main(void) {
     rmw_transport_t t = 0;
     rmw_status_t st;
-    signal(SIGALRM, on_alarm);
-    alarm(30);
+    int failures;
+    g_prog.timeout = "api_checks timed out";
+    watchdog(30);
 
     statuses_and_version();
     thread_local_errors();
@@ -361,6 +325,7 @@ int main(void) {
     EXPECT(rmw_signaling_server_stop(0), RMW_OK);
     authenticated_server();
 
-    printf("api_checks: %s (%d failures)\n", g_failures ? "FAILED" : "OK", g_failures);
-    return g_failures ? 1 : 0;
+    failures = atomic_load(&g_failures);
+    printf("api_checks: %s (%d failures)\n", failures ? "FAILED" : "OK", failures);
+    return failures ? 1 : 0;
 }

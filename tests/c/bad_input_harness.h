@@ -1,6 +1,6 @@
 /*
- * Support for the bad-input program that tests/c_api.rs generates from the header: the
- * objects the calls are made against, the bad handle values, and the checks.
+ * Support for the bad-input program that tests/c_api.rs generates from the header (on top of
+ * test_util.h): the objects the calls are made against, the bad handle values, and the checks.
  *
  * Each call is announced on stdout ("CALL <function> <variant>") before it is made, so that
  * a crash names the call that caused it.
@@ -8,15 +8,7 @@
 #ifndef RMW_BAD_INPUT_HARNESS_H
 #define RMW_BAD_INPUT_HARNESS_H
 
-#define _POSIX_C_SOURCE 200809L
-
-#include "remotemedia_webrtc.h"
-
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "test_util.h"
 
 /* Handle kinds, in the top byte of a handle. */
 #define KIND_SHIFT 56
@@ -24,9 +16,6 @@
 #define KIND_SERVER 2u
 #define KIND_CHANNEL 3u
 #define ID_MASK ((UINT64_C(1) << KIND_SHIFT) - 1)
-
-/* Not every helper is used by every generated program. */
-#define HARNESS static __attribute__((unused))
 
 static const char DEAD_TRANSPORT_CONFIG[] =
     "{\"signaling_url\":\"ws://127.0.0.1:9\",\"peer_id\":\"x\",\"ice_policy\":\"loopback\"}";
@@ -38,26 +27,18 @@ static rmw_signaling_server_t g_live_server;
 static rmw_transport_t g_freed_transport;
 static rmw_signaling_server_t g_freed_server;
 
-static int g_calls, g_failures;
+static int g_calls; /* failures: test_util.h's g_failures */
 static const char *g_fn = "", *g_variant = "";
 static char g_sentinel[256];
 
-HARNESS void on_alarm(int sig) {
-    static const char msg[] = "\nFAIL: the bad-input program timed out (a call blocked?)\n";
-    (void)sig;
-    if (write(STDOUT_FILENO, msg, sizeof msg - 1) < 0) { /* nothing to do */
-    }
-    _exit(3);
-}
-
-HARNESS void fatal(const char *what, rmw_status_t st) {
+UTIL void fatal(const char *what, rmw_status_t st) {
     printf("FATAL: %s: %s: %s\n", what, rmw_status_string((int32_t)st), rmw_last_error_message());
     fflush(stdout);
     exit(2);
 }
 
-HARNESS void fail(const char *fmt, const char *detail) {
-    g_failures++;
+UTIL void fail(const char *fmt, const char *detail) {
+    atomic_fetch_add(&g_failures, 1);
     printf("FAIL %s [%s]: ", g_fn, g_variant);
     printf(fmt, detail);
     printf("\n");
@@ -65,16 +46,17 @@ HARNESS void fail(const char *fmt, const char *detail) {
 }
 
 /* A last error that no call under test produces. */
-HARNESS void set_sentinel_error(void) {
+UTIL void set_sentinel_error(void) {
     rmw_status_t st = rmw_set_log_callback(NULL, NULL, -12345);
     if (st == RMW_OK)
         fatal("rmw_set_log_callback(NULL, NULL, -12345) should fail (sentinel)", st);
 }
 
-HARNESS void harness_setup(void) {
+UTIL void harness_setup(void) {
     rmw_status_t st;
-    signal(SIGALRM, on_alarm);
-    alarm(60);
+    g_prog.timeout = "the bad-input program timed out (a call blocked?)";
+    g_prog.timeout_own_line = 1;
+    watchdog(60);
     set_sentinel_error();
     snprintf(g_sentinel, sizeof g_sentinel, "%s", rmw_last_error_message());
     if (g_sentinel[0] == '\0')
@@ -116,16 +98,16 @@ enum {
     N_BAD
 };
 
-HARNESS const char *const BAD_NAMES[N_BAD] = {
+UTIL const char *const BAD_NAMES[N_BAD] = {
     "never-created", "never-created-max-id", "kind-0", "kind-0xff", "all-ones",
     "wrong-kind-1", "wrong-kind-2", "live-handle-of-other-kind", "freed-transport",
     "freed-server", "freed-id-with-slot-kind",
 };
 
-HARNESS uint64_t with_kind(uint64_t kind, uint64_t id) { return (kind << KIND_SHIFT) | (id & ID_MASK); }
+UTIL uint64_t with_kind(uint64_t kind, uint64_t id) { return (kind << KIND_SHIFT) | (id & ID_MASK); }
 
 /* The other two kinds than `kind`, in order. */
-HARNESS uint64_t other_kind(uint64_t kind, int which) {
+UTIL uint64_t other_kind(uint64_t kind, int which) {
     uint64_t k[2];
     int n = 0;
     uint64_t c;
@@ -136,7 +118,7 @@ HARNESS uint64_t other_kind(uint64_t kind, int which) {
 }
 
 /* The value passed in a handle slot of `kind` for variant `v`. */
-HARNESS uint64_t bad_handle(uint64_t kind, int v) {
+UTIL uint64_t bad_handle(uint64_t kind, int v) {
     switch (v) {
     case BAD_NEVER_CREATED: return with_kind(kind, 0xabcdef);
     case BAD_NEVER_CREATED_MAX_ID: return with_kind(kind, ID_MASK);
@@ -155,7 +137,7 @@ HARNESS uint64_t bad_handle(uint64_t kind, int v) {
 
 /* ---- checks ----------------------------------------------------------------------------- */
 
-HARNESS void begin(const char *fn, const char *variant) {
+UTIL void begin(const char *fn, const char *variant) {
     g_fn = fn;
     g_variant = variant;
     g_calls++;
@@ -164,7 +146,7 @@ HARNESS void begin(const char *fn, const char *variant) {
     set_sentinel_error();
 }
 
-HARNESS void check_message(void) {
+UTIL void check_message(void) {
     const char *msg = rmw_last_error_message();
     if (msg == NULL)
         fail("rmw_last_error_message() returned NULL%s", "");
@@ -175,7 +157,7 @@ HARNESS void check_message(void) {
 }
 
 /* Any error status, with a message. */
-HARNESS void expect_error(rmw_status_t st) {
+UTIL void expect_error(rmw_status_t st) {
     if (st == RMW_OK) {
         fail("returned RMW_OK%s", "");
         return;
@@ -185,7 +167,7 @@ HARNESS void expect_error(rmw_status_t st) {
     check_message();
 }
 
-HARNESS void expect_status(rmw_status_t st, rmw_status_t want) {
+UTIL void expect_status(rmw_status_t st, rmw_status_t want) {
     if (st != want) {
         char detail[300];
         snprintf(detail, sizeof detail, "returned %s, expected %s (%s)", rmw_status_string((int32_t)st),
@@ -197,7 +179,7 @@ HARNESS void expect_status(rmw_status_t st, rmw_status_t want) {
         check_message();
 }
 
-HARNESS void expect_nonnull_string(const char *s) {
+UTIL void expect_nonnull_string(const char *s) {
     if (s == NULL)
         fail("returned NULL%s", "");
     else
@@ -205,7 +187,7 @@ HARNESS void expect_nonnull_string(const char *s) {
 }
 
 /* The live objects are untouched by all the bad calls; then they are released. */
-HARNESS int harness_teardown(int n_functions) {
+UTIL int harness_teardown(int n_functions) {
     char buf[64];
     size_t len = sizeof buf;
     uint16_t port = 0;
@@ -224,9 +206,9 @@ HARNESS int harness_teardown(int n_functions) {
         fail("rmw_signaling_server_stop(live): %s", rmw_last_error_message());
     if ((st = rmw_signaling_server_stop(g_live_server)) != RMW_ERR_INVALID_HANDLE)
         fail("second rmw_signaling_server_stop(live) did not give RMW_ERR_INVALID_HANDLE%s", "");
-    printf("SUMMARY functions=%d calls=%d failures=%d\n", n_functions, g_calls, g_failures);
+    printf("SUMMARY functions=%d calls=%d failures=%d\n", n_functions, g_calls, atomic_load(&g_failures));
     fflush(stdout);
-    return g_failures == 0 ? 0 : 1;
+    return atomic_load(&g_failures) == 0 ? 0 : 1;
 }
 
 #endif /* RMW_BAD_INPUT_HARNESS_H */

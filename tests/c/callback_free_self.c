@@ -88,11 +88,8 @@ int main(void) {
     init(&b, RMW_EVENT_DATA_CHANNEL_MESSAGE);
     alice = new_transport(url, "alice");
     bob = new_transport(url, "bob");
-    poll_until(alice, RMW_EVENT_PEER_DISCOVERED, "bob", NULL, 15);
-    CHECK(rmw_transport_connect_peer(alice, "bob"));
-    poll_until(alice, RMW_EVENT_DATA_CHANNEL_OPEN, "bob", "data", 15);
     /* bob polls until his side is open, then hands over to the callback. */
-    poll_until(bob, RMW_EVENT_DATA_CHANNEL_OPEN, "alice", "data", 15);
+    connect_pair(alice, "alice", bob, "bob");
     CHECK(rmw_transport_set_event_callback(bob, on_event, &b));
     {
         const char msg[] = "free yourself";

@@ -60,8 +60,7 @@ int main(void) {
         atomic_init(&p[i].returned, 0);
         atomic_init(&p[i].status, 0);
         atomic_init(&p[i].events, 0);
-        if (pthread_create(&th[i], NULL, poll_loop, &p[i]) != 0)
-            die("pthread_create");
+        start_thread(&th[i], poll_loop, &p[i]);
     }
     sleep_ms(300);
     for (i = 0; i < N_POLLERS; i++)

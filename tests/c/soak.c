@@ -47,22 +47,14 @@
  *         sec=s ms_per_cycle=m
  *   soak: OK            (exit 0)     or     soak: FAIL ...  (exit 1; 3 on a timeout)
  *
- * Uses only include/remotemedia_webrtc.h. Run it in a network namespace with only loopback.
+ * Uses only include/remotemedia_webrtc.h (and tests/c/test_util.h). Run it in a network
+ * namespace with only loopback.
  */
-#define _POSIX_C_SOURCE 200809L
-
-#include "remotemedia_webrtc.h"
+#include "test_util.h"
 
 #include <dirent.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -70,27 +62,6 @@
 /* ---- small helpers -------------------------------------------------------------------------- */
 
 static int g_cycle = -1; /* cycle in progress, for messages (-1: setup, 0: warm-up) */
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    printf("soak: FAIL (cycle %d): ", g_cycle);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    _exit(1);
-}
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        rmw_status_t st_ = (call);                                                                 \
-        if (st_ != RMW_OK)                                                                         \
-            die("line %d: %s returned %s: %s", __LINE__, #call, rmw_status_string((int32_t)st_),    \
-                rmw_last_error_message());                                                         \
-    } while (0)
 
 #define EXPECT_STATUS(call, want)                                                                  \
     do {                                                                                           \
@@ -100,43 +71,6 @@ static void die(const char *fmt, ...) {
                 rmw_status_string((int32_t)st_), rmw_status_string((int32_t)(want)),               \
                 rmw_last_error_message());                                                         \
     } while (0)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static void on_alarm(int sig) {
-    char msg[96];
-    int n = snprintf(msg, sizeof msg, "soak: FAIL (cycle %d): timed out (deadlock or stall)\n", g_cycle);
-    (void)sig;
-    if (n > 0 && write(STDOUT_FILENO, msg, (size_t)n) < 0) { /* nothing more to do */
-    }
-    _exit(3);
-}
-
-/* Entries of a /proc directory, "." and ".." and the directory's own fd excepted. */
-static long count_dir(const char *path, int minus_own_fd) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    long n = 0;
-    if (!d)
-        die("opendir %s", path);
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return minus_own_fd ? n - 1 : n;
-}
 
 /* The open fds and what they are ("3 -> anon_inode:[eventpoll]"), for reports. */
 #define MAX_FDS 512
@@ -238,9 +172,6 @@ static long heap_in_use_kb(void) {
     return -1;
 #endif
 }
-
-static long threads_now(void) { return count_dir("/proc/self/task", 0); }
-static long fds_now(void) { return count_dir("/proc/self/fd", 1); }
 
 static long rss_kb_now(void) {
     char line[256];
@@ -504,45 +435,19 @@ static void make_media(void) {
 }
 
 static rmw_raw_video_frame_t video_frame(int n) {
-    rmw_raw_video_frame_t f;
     int x, y;
     for (y = 0; y < VH; y++)
         for (x = 0; x < VW; x++)
             g_y[y * VW + x] = (uint8_t)(x * 4 + n * 8 + y);
-    memset(&f, 0, sizeof f);
-    f.format = RMW_PIXEL_I420;
-    f.width = VW;
-    f.height = VH;
-    f.planes[0] = g_y;
-    f.planes[1] = g_u;
-    f.planes[2] = g_v;
-    f.strides[0] = VW;
-    f.strides[1] = f.strides[2] = VW / 2;
-    f.sizes[0] = sizeof g_y;
-    f.sizes[1] = sizeof g_u;
-    f.sizes[2] = sizeof g_v;
-    return f;
+    return i420_frame(g_y, g_u, g_v, VW, VH);
 }
 
 /* ---- one cycle ---------------------------------------------------------------------------------- */
 
-static rmw_signaling_server_t start_server(char *url, size_t cap) {
-    rmw_signaling_server_t s = 0;
-    size_t len = cap;
-    CHECK(rmw_signaling_server_start("127.0.0.1:0", 0, &s));
-    CHECK(rmw_signaling_server_url(s, url, &len));
-    return s;
-}
-
-static rmw_transport_t new_transport(const char *url, const char *peer_id) {
-    char config[512];
-    rmw_transport_t t = 0;
-    snprintf(config, sizeof config,
-             "{\"signaling_url\":\"%s\",\"peer_id\":\"%s\",\"ice_policy\":\"loopback\",\"stun_servers\":[],"
-             "\"reconnect_initial_ms\":20,\"reconnect_max_ms\":200,\"enable_video\":%s}",
-             url, peer_id, g_video ? "true" : "false");
-    CHECK(rmw_transport_new(config, &t));
-    return t;
+/* A transport of this run: no STUN server, video as asked. */
+static rmw_transport_t soak_transport(const char *url, const char *peer_id) {
+    return new_transport_with(url, peer_id, g_video ? "\"stun_servers\":[],\"enable_video\":true"
+                                                    : "\"stun_servers\":[],\"enable_video\":false");
 }
 
 static void send_text(rmw_transport_t from, const char *to, const char *msg) {
@@ -580,8 +485,8 @@ static void cycle(int n, const char *shared_url) {
     /* Connect. */
     g_log_n = 0;
     g_cycle_t0 = now_s();
-    g_alice = alice = new_transport(url, a_id);
-    g_bob = bob = new_transport(url, b_id);
+    g_alice = alice = soak_transport(url, a_id);
+    g_bob = bob = soak_transport(url, b_id);
     wait_event(alice, "alice", (want_t){RMW_EVENT_PEER_DISCOVERED, b_id, NULL, NULL, 0}, 15);
     CHECK(rmw_transport_connect_peer(alice, b_id));
     wait_event(alice, "alice", (want_t){RMW_EVENT_DATA_CHANNEL_OPEN, b_id, "data", NULL, 0}, 15);
@@ -717,19 +622,6 @@ freed:
 
 /* ---- main --------------------------------------------------------------------------------------- */
 
-/* Threads and fds, re-measured for up to `grace_s` while they differ from the baseline (a thread
- * that was joined may still be listed for a moment). Returns the time it took. */
-static double settle(long base_threads, long base_fds, long *threads, long *fds, double grace_s) {
-    double t0 = now_s();
-    for (;;) {
-        *threads = threads_now();
-        *fds = fds_now();
-        if ((*threads == base_threads && *fds == base_fds) || now_s() - t0 > grace_s)
-            return now_s() - t0;
-        sleep_ms(20);
-    }
-}
-
 int main(int argc, char **argv) {
     rmw_signaling_server_t shared = 0;
     char shared_url[128];
@@ -739,6 +631,10 @@ int main(int argc, char **argv) {
     double t0, t_end, waited;
     int fail = 0;
 
+    g_prog.fail = "soak: FAIL";
+    g_prog.context = "cycle";
+    g_prog.number = &g_cycle;
+    g_prog.timeout = "timed out (deadlock or stall)";
     setvbuf(stdout, NULL, _IOLBF, 0);
     parse_args(argc, argv);
     signal(SIGALRM, on_alarm);

@@ -40,93 +40,17 @@
  *          (defaults: 3 rounds of 4 pairs; --scale multiplies the waits, e.g. under valgrind)
  *
  * Last line: "stress_free: OK ..." (exit 0) or "stress_free: FAILED ..." (exit 1).
- * Uses only include/remotemedia_webrtc.h. Run it in a network namespace with only loopback.
+ * Uses only include/remotemedia_webrtc.h (and tests/c/test_util.h). Run it in a network
+ * namespace with only loopback.
  */
-#define _POSIX_C_SOURCE 200809L
+#include "test_util.h"
 
-#include "remotemedia_webrtc.h"
-
-#include <dirent.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static atomic_int g_failures;
 static int g_round;
-
-#define FAILF(...)                                                                                 \
-    do {                                                                                           \
-        atomic_fetch_add(&g_failures, 1);                                                          \
-        printf("FAIL (round %d, line %d): ", g_round, __LINE__);                                   \
-        printf(__VA_ARGS__);                                                                       \
-        printf("\n");                                                                              \
-        fflush(stdout);                                                                            \
-    } while (0)
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    printf("FAIL (round %d): ", g_round);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\nstress_free: FAILED\n");
-    fflush(stdout);
-    _exit(1);
-}
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        rmw_status_t st_ = (call);                                                                 \
-        if (st_ != RMW_OK)                                                                         \
-            die("line %d: %s returned %s: %s", __LINE__, #call, rmw_status_string((int32_t)st_),    \
-                rmw_last_error_message());                                                         \
-    } while (0)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static void on_alarm(int sig) {
-    char msg[128];
-    int n = snprintf(msg, sizeof msg, "FAIL (round %d): timed out: deadlock or stall\nstress_free: FAILED\n", g_round);
-    (void)sig;
-    if (n > 0 && write(STDOUT_FILENO, msg, (size_t)n) < 0) { /* nothing more to do */
-    }
-    _exit(3);
-}
-
-static long count_dir(const char *path, int minus_own_fd) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    long n = 0;
-    if (!d)
-        die("opendir %s", path);
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return minus_own_fd ? n - 1 : n;
-}
 
 /* Statuses that no call may ever return here. */
 static int bad_status(rmw_status_t st) {
@@ -331,22 +255,6 @@ static void on_video(const rmw_video_frame_t *f, void *user_data) {
 static float g_pcm[AUDIO_CHUNK];
 static uint8_t g_y[64 * 64], g_uv[32 * 32];
 
-static rmw_raw_video_frame_t frame_for(void) {
-    rmw_raw_video_frame_t f;
-    memset(&f, 0, sizeof f);
-    f.format = RMW_PIXEL_I420;
-    f.width = 64;
-    f.height = 64;
-    f.planes[0] = g_y;
-    f.planes[1] = g_uv;
-    f.planes[2] = g_uv;
-    f.strides[0] = 64;
-    f.strides[1] = f.strides[2] = 32;
-    f.sizes[0] = sizeof g_y;
-    f.sizes[1] = f.sizes[2] = sizeof g_uv;
-    return f;
-}
-
 /* `st` came from a send begun when `was_freed` was already set: it must be INVALID_HANDLE. */
 static void feeder_status(pair_t *p, const char *what, rmw_status_t st, int was_freed, atomic_int *ok) {
     if (st == RMW_OK)
@@ -362,7 +270,7 @@ static void feeder_status(pair_t *p, const char *what, rmw_status_t st, int was_
 
 static void *feeder(void *arg) {
     pair_t *p = (pair_t *)arg;
-    rmw_raw_video_frame_t f = frame_for();
+    rmw_raw_video_frame_t f = i420_frame(g_y, g_uv, g_uv, 64, 64);
     int i;
     for (i = 0; !atomic_load(&p->stop); i++) {
         int was;
@@ -501,17 +409,6 @@ static void tctx_init(tctx_t *t, pair_t *p, int receiver, int round) {
     snprintf(t->other, sizeof t->other, "%c%d-%d", receiver ? 's' : 'r', round, p->index);
 }
 
-static rmw_transport_t new_transport(const char *url, const char *id) {
-    char config[512];
-    rmw_transport_t t = 0;
-    snprintf(config, sizeof config,
-             "{\"signaling_url\":\"%s\",\"peer_id\":\"%s\",\"ice_policy\":\"loopback\",\"stun_servers\":[],"
-             "\"reconnect_initial_ms\":20,\"reconnect_max_ms\":200}",
-             url, id);
-    CHECK(rmw_transport_new(config, &t));
-    return t;
-}
-
 static void wait_flag(atomic_int *flag, int at_least, double timeout_s, const char *what, int index) {
     double deadline = now_s() + timeout_s * g_scale;
     while (atomic_load(flag) < at_least) {
@@ -549,9 +446,9 @@ static void round_run(const char *url, int round, tally_t *tally) {
         p->mode = (round + i) % 4;
         tctx_init(&p->s, p, 0, round);
         tctx_init(&p->r, p, 1, round);
-        p->s.h = new_transport(url, p->s.id);
+        p->s.h = new_transport_with(url, p->s.id, "\"stun_servers\":[]");
         CHECK(rmw_transport_set_event_callback(p->s.h, on_event, &p->s));
-        p->r.h = new_transport(url, p->r.id);
+        p->r.h = new_transport_with(url, p->r.id, "\"stun_servers\":[]");
         CHECK(rmw_transport_set_event_callback(p->r.h, on_event, &p->r));
         CHECK(rmw_transport_set_audio_callback(p->r.h, on_audio, &p->r));
         CHECK(rmw_transport_set_video_callback(p->r.h, on_video, &p->r));
@@ -562,8 +459,7 @@ static void round_run(const char *url, int round, tally_t *tally) {
         CHECK(rmw_audio_track_new(p->s.h, NULL, RMW_TARGET_PEER, p->r.id, &p->atrack));
         vc.bitrate_kbps = 300;
         CHECK(rmw_video_track_new(p->s.h, &vc, RMW_TARGET_PEER, p->r.id, &p->vtrack));
-        if (pthread_create(&p->feeder, NULL, feeder, p) != 0)
-            die("pthread_create");
+        start_thread(&p->feeder, feeder, p);
     }
     for (i = 0; i < g_pairs; i++) {
         wait_flag(&pairs[i].r.au_calls, 5, 20, "R decoding audio", i);
@@ -575,8 +471,7 @@ static void round_run(const char *url, int round, tally_t *tally) {
     memset(&hm, 0, sizeof hm);
     hm.pairs = pairs;
     hm.n = g_pairs;
-    if (pthread_create(&hth, NULL, hammer, &hm) != 0)
-        die("pthread_create");
+    start_thread(&hth, hammer, &hm);
 
     /* Killers of all pairs, released together. */
 #define KILL(pp, act, delay)                                                                       \
@@ -614,8 +509,7 @@ static void round_run(const char *url, int round, tally_t *tally) {
     if (pthread_barrier_init(&start, NULL, (unsigned)nk + 1) != 0)
         die("pthread_barrier_init");
     for (i = 0; i < nk; i++)
-        if (pthread_create(&kth[i], NULL, killer, &kills[i]) != 0)
-            die("pthread_create");
+        start_thread(&kth[i], killer, &kills[i]);
     for (i = 0; i < g_pairs; i++)
         atomic_store(&pairs[i].go, 1); /* arms the callbacks of modes 1 and 2 */
     pthread_barrier_wait(&start);
@@ -642,8 +536,7 @@ static void round_run(const char *url, int round, tally_t *tally) {
         if (pthread_barrier_init(&start, NULL, (unsigned)nk + 1) != 0)
             die("pthread_barrier_init");
         for (i = 0; i < nk; i++)
-            if (pthread_create(&kth[i], NULL, killer, &kills[i]) != 0)
-                die("pthread_create");
+            start_thread(&kth[i], killer, &kills[i]);
         pthread_barrier_wait(&start);
         for (i = 0; i < nk; i++)
             pthread_join(kth[i], NULL);
@@ -726,12 +619,15 @@ static void round_run(const char *url, int round, tally_t *tally) {
 int main(int argc, char **argv) {
     rmw_signaling_server_t server = 0;
     char url[128];
-    size_t len = sizeof url;
     long threads0, fds0, threads1 = 0, fds1 = 0;
     tally_t tally;
-    double t0 = now_s(), settle;
+    double t0 = now_s();
     int r;
 
+    g_prog.context = "round";
+    g_prog.number = &g_round;
+    g_prog.trailer = "stress_free: FAILED\n";
+    g_prog.timeout = "timed out: deadlock or stall";
     setvbuf(stdout, NULL, _IOLBF, 0);
     parse_args(argc, argv);
     signal(SIGALRM, on_alarm);
@@ -743,22 +639,14 @@ int main(int argc, char **argv) {
     printf("stress_free: remotemedia-webrtc %s, %d rounds of %d pairs\n", rmw_version(), g_rounds, g_pairs);
 
     alarm(g_timeout);
-    CHECK(rmw_signaling_server_start("127.0.0.1:0", 0, &server));
-    CHECK(rmw_signaling_server_url(server, url, &len));
-    threads0 = count_dir("/proc/self/task", 0);
-    fds0 = count_dir("/proc/self/fd", 1);
+    server = start_server(url, sizeof url);
+    threads0 = threads_now();
+    fds0 = fds_now();
 
     for (r = 0; r < g_rounds; r++)
         round_run(url, r, &tally);
 
-    settle = now_s();
-    while (now_s() - settle < 5) {
-        threads1 = count_dir("/proc/self/task", 0);
-        fds1 = count_dir("/proc/self/fd", 1);
-        if (threads1 == threads0 && fds1 == fds0)
-            break;
-        sleep_ms(20);
-    }
+    settle(threads0, fds0, &threads1, &fds1, 5.0);
     if (threads1 != threads0 || fds1 != fds0)
         FAILF("threads %ld -> %ld, fds %ld -> %ld after every transport was freed", threads0, threads1, fds0, fds1);
     CHECK(rmw_signaling_server_stop(server));
