@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc::api::API;
+use webrtc::dtls_transport::dtls_transport_state::RTCDtlsTransportState;
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -33,6 +35,12 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 const TARGET: &str = "rmw::transport";
 /// Remote candidates kept for a peer whose offer has not arrived yet.
 const MAX_EARLY_CANDIDATES: usize = 64;
+/// webrtc-rs starts DTLS right after ICE connects (same task, no I/O in between). A DTLS
+/// transport still `new` this long after ICE connected was refused its start: see
+/// `watch_dtls_start`.
+const DTLS_START_GRACE: Duration = Duration::from_millis(1000);
+/// Times a connection stuck that way is re-offered before the set-up deadline has to fail it.
+const MAX_DTLS_RESTARTS: u32 = 3;
 
 /// Process-wide, never reused: a stale channel or track id can never name a newer one.
 static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
@@ -150,6 +158,8 @@ struct Peer {
     channels: Vec<u64>,
     media: media::PeerMedia,
     closing: Option<Closing>,
+    /// How many connections to this peer `restart_peer` replaced before this one.
+    restarts: u32,
 }
 
 impl Peer {
@@ -167,6 +177,7 @@ impl Peer {
             queued_local_candidates: Vec::new(),
             channels: Vec::new(),
             closing: None,
+            restarts: 0,
         }
     }
 
@@ -719,6 +730,15 @@ impl Inner {
                 }
             })
         }));
+        let (w, r, weak_pc) = (Arc::downgrade(self), remote.to_string(), Arc::downgrade(&pc));
+        pc.on_ice_connection_state_change(Box::new(move |s: RTCIceConnectionState| {
+            if s == RTCIceConnectionState::Connected {
+                if let Some(inner) = w.upgrade() {
+                    inner.watch_dtls_start(&r, generation, weak_pc.clone());
+                }
+            }
+            Box::pin(async {})
+        }));
         let (w, r) = (Arc::downgrade(self), remote.to_string());
         pc.on_data_channel(Box::new(move |dc| {
             let (w, r) = (w.clone(), r.clone());
@@ -843,9 +863,25 @@ impl Inner {
             // glare): the caller's wish is fulfilled.
             return Ok(());
         }
+        self.offer(remote, Vec::new(), 0).await
+    }
+
+    /// Opens a connection to `remote` and sends it our offer, with the channels of a replaced
+    /// connection (`carried`, ids kept) and the default channel. The caller holds `negotiation`.
+    async fn offer(self: &Arc<Self>, remote: &str, carried: Vec<Arc<Channel>>, restarts: u32) -> Result<()> {
         let (pc, generation) = self.open_peer(remote, true).await?;
+        if let Some(p) = self.state.lock().unwrap().peers.get_mut(remote).filter(|p| p.generation == generation) {
+            p.restarts = restarts;
+        }
         let result = async {
-            if self.cfg.enable_data_channel {
+            let mut has_default = false;
+            for ch in carried {
+                let dc = pc.create_data_channel(&ch.label, Some(ch.options.to_init())).await?;
+                ch.rebind(dc);
+                has_default |= ch.is_default;
+                self.register_channel(remote, generation, ch);
+            }
+            if self.cfg.enable_data_channel && !has_default {
                 let dc = pc.create_data_channel(DEFAULT_LABEL, Some(ChannelOptions::default().to_init())).await?;
                 let ch = Channel::new(NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed), remote, dc, true, true);
                 self.register_channel(remote, generation, ch);
@@ -882,10 +918,9 @@ impl Inner {
     }
 
     /// A connection that is still new or connecting after `ice_failed_timeout_ms` is failed
-    /// with an error event. webrtc-rs 0.17 can stall for good after ICE connects (DTLS refuses
-    /// to start while its view of the ICE state is still "new", the race pion fixed in
-    /// pion/webrtc#2114; about 1 in 5000 loopback connections in our soak), and a peer whose
-    /// offer or answer never arrives would otherwise wait forever as well.
+    /// with an error event: a peer whose offer or answer never arrives would otherwise wait
+    /// forever, and so would a connection whose DTLS webrtc-rs refused to start more than
+    /// `MAX_DTLS_RESTARTS` times in a row (see `watch_dtls_start`).
     fn spawn_setup_deadline(self: &Arc<Self>, remote: &str, generation: u64) {
         let limit = Duration::from_millis(self.cfg.ice_failed_timeout_ms.into());
         let (w, remote) = (Arc::downgrade(self), remote.to_string());
@@ -899,6 +934,54 @@ impl Inner {
                 inner.fail_peer(&remote, format!("connection to {remote} not established within {} ms", limit.as_millis())).await;
             }
         });
+    }
+
+    /// webrtc-rs 0.17.2 starts DTLS once ICE connects and refuses to (ErrICEConnectionNotStarted,
+    /// logged as "Failed to start manager dtls") if its ICE transport still reads `new`: that
+    /// state is stored by a separate task that can lag behind the connection (webrtc-rs's
+    /// version of pion/webrtc#1891, fixed there by pion/webrtc#2114). Nothing starts it later,
+    /// so SCTP and every channel never open and both sides stay "connecting" for good. The side
+    /// it happened to is the only one whose DTLS transport is still `new` after ICE connected:
+    /// that side replaces the connection with a fresh offer (the remote answers it as a
+    /// restart, see `on_offer`).
+    fn watch_dtls_start(self: &Arc<Self>, remote: &str, generation: u64, pc: Weak<RTCPeerConnection>) {
+        let (w, remote) = (Arc::downgrade(self), remote.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(DTLS_START_GRACE).await;
+            let (Some(inner), Some(pc)) = (w.upgrade(), pc.upgrade()) else { return };
+            let ice = pc.ice_connection_state();
+            let refused = pc.dtls_transport().state() == RTCDtlsTransportState::New
+                && matches!(ice, RTCIceConnectionState::Connected | RTCIceConnectionState::Completed);
+            drop(pc);
+            if refused {
+                inner.restart_peer(&remote, generation).await;
+            }
+        });
+    }
+
+    /// Replaces a connection that cannot complete by a new one we offer, keeping the channels
+    /// this side made (their ids stay valid).
+    async fn restart_peer(self: &Arc<Self>, remote: &str, generation: u64) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let _negotiating = self.negotiation.lock().await;
+        let (old, carried, restarts) = {
+            let mut st = self.state.lock().unwrap();
+            let Some(p) = st.peers.get(remote).filter(|p| p.generation == generation && matches!(p.state, PeerState::New | PeerState::Connecting)) else { return };
+            if p.restarts >= MAX_DTLS_RESTARTS {
+                return; // the set-up deadline fails it
+            }
+            let restarts = p.restarts + 1;
+            let carried: Vec<Arc<Channel>> = p.channels.iter().filter_map(|c| st.channels.get(c)).filter(|c| c.locally_created).cloned().collect();
+            (st.take_peer(remote), carried, restarts)
+        };
+        let Some(old) = old else { return };
+        tracing::warn!(target: TARGET, peer = %remote, restarts, "DTLS never started after ICE connected (webrtc-rs race); offering a new connection");
+        old.close().await;
+        if let Err(e) = self.offer(remote, carried, restarts).await {
+            self.events.push(Event::Error { peer_id: Some(remote.into()), message: format!("restarting the connection to {remote}: {e}") });
+        }
     }
 
     /// Undoes `open_peer` after a failed negotiation step, if the slot still holds that
